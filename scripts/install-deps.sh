@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system packages haptwin's tests need on Debian 12 (bookworm):
+#   - Mesa lavapipe (software Vulkan) from bookworm-backports: bookworm's own Mesa 22.3
+#     lavapipe draws every multiview view into layer 0, Mesa 25 does not;
+#   - the Khronos Vulkan loader and validation layers;
+#   - spirv-tools (spirv-val checks the SPIR-V that build.rs produces from shaders/).
+# Building haptwin itself needs none of these: ash and openxr load their loaders at run time.
+# Idempotent; needs root (or sudo).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null; then
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        # Derive the backports source from the system's first stanza, naming no mirror.
+        sed 's/^Suites:.*/Suites: bookworm-backports/' /etc/apt/sources.list.d/debian.sources \
+            | awk 'BEGIN{RS="";ORS="\n\n"} NR==1' \
+            | $SUDO tee /etc/apt/sources.list.d/backports.sources >/dev/null
+    else
+        echo "install-deps: no /etc/apt/sources.list.d/debian.sources to derive backports from" >&2
+        exit 1
+    fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >/dev/null
+$SUDO apt-get install -y -qq libvulkan1 vulkan-validationlayers vulkan-tools spirv-tools >/dev/null
+
+echo "install-deps: lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers), validation layers $(dpkg-query -W -f='${Version}' vulkan-validationlayers)"

@@ -1,0 +1,296 @@
+//! The typed lock-free channels between haptwin's threads.
+//!
+//! Three kinds of channel join the haptic thread to the rest of the program:
+//!
+//! - [`queue`]: a bounded multi-producer/multi-consumer queue (crossbeam's `ArrayQueue`) for
+//!   telemetry (haptic → recorder) and commands (control → haptic). [`QueueTx::push`] never
+//!   blocks: when the queue is full it counts a drop and hands the value back.
+//! - [`triple_buffer`]: a single-producer/single-consumer triple buffer for snapshots
+//!   (haptic → render). The producer writes in place into its back buffer and publishes with
+//!   one atomic swap; the consumer always reads the newest complete snapshot. Neither side ever
+//!   waits for the other.
+//!
+//! # Real-time contract
+//! After construction, `QueueTx::push`, `QueueRx::pop`, `Publisher::back_mut`,
+//! `Publisher::publish`, `Subscriber::update` and `Subscriber::read` neither allocate, lock nor
+//! make system calls. All storage is allocated when the channel is created.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use crossbeam::queue::ArrayQueue;
+
+/// One haptic tick as it is recorded: what the simulation consumed and produced.
+///
+/// Positions are in the world frame, metres; forces in newtons, the force the device applies to
+/// the hand. Timing fields are measured wall-clock values, not simulation inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TickRecord {
+    /// Tick index since the start of the session (simulation time = tick * dt).
+    pub tick: u64,
+    /// Device stylus tip in the world frame, metres.
+    pub device_pos_in_world_m: [f64; 3],
+    /// Device button bits.
+    pub device_buttons: u32,
+    /// Simulated tool centre in the world frame, metres.
+    pub tool_pos_in_world_m: [f64; 3],
+    /// Force the tissue exerts on the tool, newtons (before safety).
+    pub contact_force_n: [f64; 3],
+    /// Force written to the device, newtons (after clamping, rate limiting and fault handling).
+    pub force_out_n: [f64; 3],
+    /// How late the tick started after its deadline, nanoseconds (saturating).
+    pub lateness_ns: u32,
+    /// How long the tick's work took, nanoseconds (saturating).
+    pub work_ns: u32,
+    /// [`tick_flags`] bits.
+    pub flags: u32,
+}
+
+/// Bits of [`TickRecord::flags`].
+pub mod tick_flags {
+    /// The force was clamped to the device's force limit.
+    pub const CLAMPED: u32 = 1 << 0;
+    /// The force change was limited by the device's force-rate limit.
+    pub const RATE_LIMITED: u32 = 1 << 1;
+    /// A non-finite force (NaN or infinity) was replaced by zero.
+    pub const NON_FINITE: u32 = 1 << 2;
+    /// The device gave no fresh input within the stall window; force zeroed.
+    pub const STALLED: u32 = 1 << 3;
+    /// The device reported an error this tick; force zeroed.
+    pub const DEVICE_FAULT: u32 = 1 << 4;
+    /// A stop or emergency stop was in force; force zeroed.
+    pub const STOPPING: u32 = 1 << 5;
+    /// The tick started more than one period late.
+    pub const OVERRUN: u32 = 1 << 6;
+}
+
+/// Commands from the control thread to the haptic thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Finish: zero the force, write one last record and leave the loop.
+    Stop,
+    /// Zero the force at once and keep it zero until [`Command::Resume`].
+    EmergencyStop,
+    /// Lift an emergency stop.
+    Resume,
+}
+
+/// The sending half of a bounded lock-free queue.
+#[derive(Debug)]
+pub struct QueueTx<T> {
+    queue: Arc<ArrayQueue<T>>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// The receiving half of a bounded lock-free queue.
+#[derive(Debug)]
+pub struct QueueRx<T> {
+    queue: Arc<ArrayQueue<T>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl<T> Clone for QueueTx<T> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            dropped: self.dropped.clone(),
+        }
+    }
+}
+
+/// A bounded lock-free queue holding at most `capacity` values.
+///
+/// # Panics
+/// If `capacity` is zero.
+pub fn queue<T>(capacity: usize) -> (QueueTx<T>, QueueRx<T>) {
+    let queue = Arc::new(ArrayQueue::new(capacity));
+    let dropped = Arc::new(AtomicU64::new(0));
+    (
+        QueueTx {
+            queue: queue.clone(),
+            dropped: dropped.clone(),
+        },
+        QueueRx { queue, dropped },
+    )
+}
+
+impl<T> QueueTx<T> {
+    /// Pushes `value`; when the queue is full, counts a drop and returns the value.
+    /// Never blocks, never allocates.
+    #[inline]
+    pub fn push(&self, value: T) -> Result<(), T> {
+        self.queue.push(value).inspect_err(|_| {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    /// Values dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl<T> QueueRx<T> {
+    /// Takes the oldest value, if any. Never blocks.
+    #[inline]
+    pub fn pop(&self) -> Option<T> {
+        self.queue.pop()
+    }
+
+    /// Values waiting.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether no value is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Values dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+const INDEX_MASK: u8 = 0b011;
+const FRESH: u8 = 0b100;
+
+struct TripleShared<T> {
+    slots: [UnsafeCell<T>; 3],
+    /// Index of the middle slot, plus [`FRESH`] when it holds a snapshot not yet taken.
+    middle: AtomicU8,
+}
+
+// SAFETY: each slot is reachable by exactly one side at a time: the publisher owns `back`, the
+// subscriber owns `front`, and ownership of the middle slot changes hands only through the
+// atomic swap on `middle` (AcqRel), which orders the writes before the reads.
+unsafe impl<T: Send> Sync for TripleShared<T> {}
+
+/// The producer half of a triple buffer.
+pub struct Publisher<T> {
+    shared: Arc<TripleShared<T>>,
+    back: u8,
+}
+
+impl<T> std::fmt::Debug for Publisher<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("back", &self.back)
+            .finish()
+    }
+}
+
+/// The consumer half of a triple buffer.
+pub struct Subscriber<T> {
+    shared: Arc<TripleShared<T>>,
+    front: u8,
+}
+
+impl<T> std::fmt::Debug for Subscriber<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("front", &self.front)
+            .finish()
+    }
+}
+
+// SAFETY: the halves only touch the slots they own (see `TripleShared`), so moving one half to
+// another thread is sound whenever `T` itself can be sent.
+unsafe impl<T: Send> Send for Publisher<T> {}
+// SAFETY: as for `Publisher`.
+unsafe impl<T: Send> Send for Subscriber<T> {}
+
+/// A triple buffer whose three slots start as clones of `initial`.
+///
+/// Allocate everything a snapshot will ever need in `initial` (e.g. vectors of the final
+/// length): the publisher then writes in place and never allocates.
+pub fn triple_buffer<T: Clone>(initial: T) -> (Publisher<T>, Subscriber<T>) {
+    let shared = Arc::new(TripleShared {
+        slots: [
+            UnsafeCell::new(initial.clone()),
+            UnsafeCell::new(initial.clone()),
+            UnsafeCell::new(initial),
+        ],
+        middle: AtomicU8::new(1),
+    });
+    (
+        Publisher {
+            shared: shared.clone(),
+            back: 0,
+        },
+        Subscriber { shared, front: 2 },
+    )
+}
+
+impl<T> Publisher<T> {
+    /// The back buffer, to be filled in place before [`Publisher::publish`]. It holds an older
+    /// snapshot (not necessarily the last one published).
+    #[inline]
+    pub fn back_mut(&mut self) -> &mut T {
+        // SAFETY: the back slot belongs to the publisher alone until it is swapped out.
+        unsafe { &mut *self.shared.slots[self.back as usize].get() }
+    }
+
+    /// Makes the back buffer the newest snapshot. One atomic swap; never waits.
+    #[inline]
+    pub fn publish(&mut self) {
+        let prev = self.shared.middle.swap(self.back | FRESH, Ordering::AcqRel);
+        self.back = prev & INDEX_MASK;
+    }
+}
+
+impl<T> Subscriber<T> {
+    /// Takes the newest published snapshot if there is one not yet taken; returns whether the
+    /// front buffer changed. Never waits.
+    #[inline]
+    pub fn update(&mut self) -> bool {
+        if self.shared.middle.load(Ordering::Relaxed) & FRESH == 0 {
+            return false;
+        }
+        let prev = self.shared.middle.swap(self.front, Ordering::AcqRel);
+        self.front = prev & INDEX_MASK;
+        true
+    }
+
+    /// The front buffer: the snapshot taken by the last successful [`Subscriber::update`].
+    #[inline]
+    pub fn read(&self) -> &T {
+        // SAFETY: the front slot belongs to the subscriber alone until it is swapped out.
+        unsafe { &*self.shared.slots[self.front as usize].get() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_queue_counts_a_drop_and_hands_the_value_back() {
+        let (tx, rx) = queue::<u32>(2);
+        assert_eq!(tx.push(1), Ok(()));
+        assert_eq!(tx.push(2), Ok(()));
+        assert_eq!(tx.push(3), Err(3));
+        assert_eq!(tx.dropped(), 1);
+        assert_eq!(rx.dropped(), 1);
+        assert_eq!(rx.pop(), Some(1));
+        assert_eq!(rx.pop(), Some(2));
+        assert_eq!(rx.pop(), None);
+    }
+
+    #[test]
+    fn triple_buffer_gives_newest() {
+        let (mut p, mut s) = triple_buffer(0u64);
+        assert!(!s.update());
+        *p.back_mut() = 1;
+        p.publish();
+        *p.back_mut() = 2;
+        p.publish();
+        assert!(s.update());
+        assert_eq!(*s.read(), 2);
+        assert!(!s.update());
+        assert_eq!(*s.read(), 2);
+    }
+}

@@ -1,0 +1,374 @@
+//! The built-in rehearsal: a scripted probe palpating the phantom tissue block, headless.
+//!
+//! [`run_demo`] assembles the system as `docs/architecture.md` describes it (haptic thread,
+//! render thread, recorder thread, control on the calling thread), runs it for a number of
+//! ticks, and returns a [`DemoReport`]. A stop request (Ctrl-C / SIGTERM through `interrupt`)
+//! zeroes the force on the next tick, flushes and closes the log, and ends cleanly.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nalgebra::Vector3;
+
+use crate::bus::{self, Command, TickRecord};
+use crate::haptics::device::HapticDevice;
+use crate::haptics::haptic_loop::{self, CoreConfig, HapticCore, LoopConfig, SceneSnapshot};
+use crate::haptics::rt::RealtimeStatus;
+use crate::haptics::sim::{Script, ScriptedProbe};
+use crate::render::{Camera, RenderOptions};
+use crate::render_loop::{self, RenderLoopConfig, RenderLoopReport};
+use crate::session::{self, LogHeader};
+use crate::stats::LatencySummaryUs;
+use crate::tissue::{Material, TetMesh, Tissue};
+
+/// Capacity of the telemetry queue: 16 s of ticks at 1 kHz before a drop.
+pub const TELEMETRY_CAPACITY: usize = 16_384;
+/// Capacity of the command queue.
+pub const COMMAND_CAPACITY: usize = 64;
+
+/// Settings of a demo run.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Simulated seconds (ticks = seconds * 1000).
+    pub seconds: f64,
+    /// Output folder: the session log and `frames/`.
+    pub out_dir: PathBuf,
+    /// Render frames (headless Vulkan).
+    pub render: bool,
+    /// Fail when rendering is unavailable instead of going on without it.
+    pub require_render: bool,
+    /// Frames per second rendered and written.
+    pub fps: f64,
+    /// Frame size in pixels.
+    pub width: u32,
+    /// Frame size in pixels.
+    pub height: u32,
+    /// Turn the Vulkan validation layers on.
+    pub validation: bool,
+    /// Ask for real-time scheduling for the haptic thread.
+    pub realtime: bool,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            seconds: 5.0,
+            out_dir: PathBuf::from("out/demo"),
+            render: true,
+            require_render: false,
+            fps: 10.0,
+            width: 640,
+            height: 480,
+            validation: false,
+            realtime: true,
+        }
+    }
+}
+
+/// Lateness percentiles, microseconds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LatenessUs {
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+/// Work-time percentiles, microseconds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkUs {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// What the render thread did, as reported by `demo --json`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RenderStatus {
+    /// Frames were rendered on this Vulkan device.
+    Rendered {
+        device: String,
+        frames_dir: Option<PathBuf>,
+        frame_ms: Option<LatencySummaryUs>,
+        note: Option<String>,
+    },
+    /// Rendering was skipped, and why.
+    Skipped { reason: String },
+}
+
+/// The outcome of a demo run (`haptwin demo --json` prints it).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DemoReport {
+    /// Haptic ticks run.
+    pub ticks: u64,
+    /// Wall-clock seconds of the haptic loop.
+    pub seconds: f64,
+    /// Achieved tick rate.
+    pub rate_hz: f64,
+    /// How late ticks started after their deadlines.
+    pub lateness_us: LatenessUs,
+    /// How long a tick's work took.
+    pub tick_work_us: WorkUs,
+    /// Ticks that started more than a period late.
+    pub overruns: u64,
+    /// Telemetry records the haptic thread could not hand to the recorder.
+    pub telemetry_dropped: u64,
+    /// Frames rendered.
+    pub frames_rendered: u64,
+    /// Largest force sent to the device, newtons.
+    pub peak_force_n: f64,
+    /// Force on the last tick (zero: the session ended safely), newtons.
+    pub final_force_n: [f64; 3],
+    /// The session log.
+    pub log_path: PathBuf,
+    /// Tick records in the log.
+    pub log_records: u64,
+    /// The renderer used, or why it was skipped.
+    pub render: RenderStatus,
+    /// Real-time scheduling of the haptic thread.
+    pub realtime: RealtimeStatus,
+    /// Ticks with a fault flag.
+    pub fault_ticks: u64,
+    /// Why the session ended: `"completed"` or `"interrupted"`.
+    pub stop_reason: String,
+    /// Tissue size.
+    pub tissue: TissueSummary,
+}
+
+/// The size of the simulated tissue.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TissueSummary {
+    pub particles: usize,
+    pub tets: usize,
+    pub surface_triangles: usize,
+}
+
+/// Errors of a demo run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// The output folder could not be made.
+    #[error("cannot create output folder {path}: {source}")]
+    OutDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A thread could not be started.
+    #[error("cannot start the {thread} thread: {source}")]
+    Thread {
+        thread: &'static str,
+        source: std::io::Error,
+    },
+    /// The session log failed.
+    #[error(transparent)]
+    Log(#[from] session::LogError),
+    /// Rendering was required but unavailable.
+    #[error("rendering was required (--require-render) but {0}")]
+    RenderRequired(String),
+    /// A thread panicked.
+    #[error("the {0} thread panicked")]
+    Panicked(&'static str),
+}
+
+/// The phantom used by the demo: a 10 x 3.75 x 10 cm block of liver-like tissue lying on a
+/// table (bottom face fixed), top face at y = 0.
+pub fn phantom_block() -> Tissue {
+    let min = Vector3::new(-0.05, -0.0375, -0.05);
+    let mesh = TetMesh::block(min, Vector3::new(0.05, 0.0, 0.05), [8, 3, 8]);
+    Tissue::new(&mesh, Material::LIVER, |p| p.y <= min.y + 1e-9)
+}
+
+/// Runs the demo. `interrupt` is polled by the control loop; when set, the session stops
+/// cleanly (force zero, log closed).
+pub fn run_demo(opts: &DemoOptions, interrupt: &AtomicBool) -> Result<DemoReport, DemoError> {
+    let frames_dir = opts.out_dir.join("frames");
+    let mkdir = |p: &Path| {
+        fs::create_dir_all(p).map_err(|source| DemoError::OutDir {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    mkdir(&opts.out_dir)?;
+    if opts.render {
+        mkdir(&frames_dir)?;
+        // Frames of an earlier run in the same folder would be mistaken for this run's.
+        if let Ok(entries) = fs::read_dir(&frames_dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "png") {
+                    let _ = fs::remove_file(p);
+                }
+            }
+        }
+    }
+
+    let core_cfg = CoreConfig::default();
+    let tissue = phantom_block();
+    let tissue_summary = TissueSummary {
+        particles: tissue.particle_count(),
+        tets: tissue.tet_count(),
+        surface_triangles: tissue.surface_triangles().len(),
+    };
+    let topology = Arc::new(tissue.surface_triangles().to_vec());
+    let device = ScriptedProbe::new(Script::palpation(), core_cfg.step.dt_s);
+    let (mu, lambda) = Material::LIVER.lame();
+    let header = LogHeader {
+        software_version: env!("CARGO_PKG_VERSION").into(),
+        scenario: "demo-palpation".into(),
+        case_id: "phantom-block".into(),
+        device: device.info().name.clone(),
+        dt_s: core_cfg.step.dt_s,
+        tissue: serde_json::json!({
+            "particles": tissue_summary.particles,
+            "tets": tissue_summary.tets,
+            "youngs_modulus_pa": Material::LIVER.youngs_modulus_pa,
+            "poisson_ratio": Material::LIVER.poisson_ratio,
+            "density_kg_per_m3": Material::LIVER.density_kg_per_m3,
+            "mu_pa": mu,
+            "lambda_pa": lambda,
+            "substeps": core_cfg.step.substeps,
+        }),
+        tool_radius_m: core_cfg.tool_radius_m,
+        seed: 0,
+        started_unix_s: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+
+    let (tel_tx, tel_rx) = bus::queue::<TickRecord>(TELEMETRY_CAPACITY);
+    let (cmd_tx, cmd_rx) = bus::queue::<Command>(COMMAND_CAPACITY);
+    let (publisher, subscriber) =
+        bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
+    let core = HapticCore::new(Box::new(device), tissue, &core_cfg, cmd_rx, publisher);
+
+    let log_path = opts.out_dir.join("session.htlog");
+    let (recorder_ctl, recorder) = session::spawn_recorder(&log_path, &header, tel_rx)?;
+
+    let render_stop = Arc::new(AtomicBool::new(false));
+    let render = if opts.render {
+        let cfg = RenderLoopConfig {
+            frames_dir: Some(frames_dir.clone()),
+            frame_interval: Duration::from_secs_f64(1.0 / opts.fps.max(0.1)),
+            options: RenderOptions {
+                width: opts.width,
+                height: opts.height,
+                validation: opts.validation,
+                ..RenderOptions::default()
+            },
+            camera: Camera::default_for_block(),
+            max_frames: None,
+        };
+        Some(
+            render_loop::spawn_render_loop(subscriber, topology, render_stop.clone(), cfg)
+                .map_err(|source| DemoError::Thread {
+                    thread: "render",
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
+
+    let ticks = (opts.seconds * 1000.0).round().max(1.0) as u64;
+    let loop_cfg = LoopConfig {
+        max_ticks: Some(ticks),
+        realtime_priority: opts.realtime.then_some(80),
+        ..LoopConfig::default()
+    };
+    let haptic =
+        haptic_loop::spawn(core, tel_tx, loop_cfg).map_err(|source| DemoError::Thread {
+            thread: "haptic",
+            source,
+        })?;
+
+    // Control: watch for an interrupt until the haptic thread ends.
+    let mut stop_reason = "completed";
+    while !haptic.is_finished() {
+        if interrupt.load(Ordering::Acquire) && stop_reason != "interrupted" {
+            stop_reason = "interrupted";
+            // If the queue were full the stop would be lost: retry until it lands.
+            while cmd_tx.push(Command::Stop).is_err() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let loop_report = haptic.join().map_err(|_| DemoError::Panicked("haptic"))?;
+
+    render_stop.store(true, Ordering::Release);
+    recorder_ctl.finish(stop_reason);
+    let recorder_report = recorder
+        .join()
+        .map_err(|_| DemoError::Panicked("recorder"))??;
+    let render_report: Option<RenderLoopReport> = match render {
+        Some(h) => Some(h.join().map_err(|_| DemoError::Panicked("render"))?),
+        None => None,
+    };
+
+    let render_status = match &render_report {
+        None => RenderStatus::Skipped {
+            reason: "rendering turned off (--no-render)".into(),
+        },
+        Some(r) => match &r.device {
+            Some(device) if r.frames_rendered > 0 => RenderStatus::Rendered {
+                device: device.clone(),
+                frames_dir: r.frames_dir.clone(),
+                frame_ms: r.frame_ms,
+                note: r.skipped.clone(),
+            },
+            Some(device) => RenderStatus::Skipped {
+                reason: r
+                    .skipped
+                    .clone()
+                    .unwrap_or_else(|| format!("no frame was rendered on {device}")),
+            },
+            None => RenderStatus::Skipped {
+                reason: r.skipped.clone().unwrap_or_else(|| "unknown".into()),
+            },
+        },
+    };
+    if opts.require_render {
+        if let RenderStatus::Skipped { reason } = &render_status {
+            return Err(DemoError::RenderRequired(reason.clone()));
+        }
+    }
+
+    let lat = LatencySummaryUs::of(&loop_report.lateness_ns);
+    let work = LatencySummaryUs::of(&loop_report.work_ns);
+    Ok(DemoReport {
+        ticks: loop_report.ticks,
+        seconds: loop_report.seconds,
+        rate_hz: if loop_report.seconds > 0.0 {
+            loop_report.ticks as f64 / loop_report.seconds
+        } else {
+            0.0
+        },
+        lateness_us: LatenessUs {
+            p50: lat.p50,
+            p99: lat.p99,
+            p999: lat.p999,
+            max: lat.max,
+        },
+        tick_work_us: WorkUs {
+            p50: work.p50,
+            p99: work.p99,
+            max: work.max,
+        },
+        overruns: loop_report.overruns,
+        telemetry_dropped: loop_report.telemetry_dropped,
+        frames_rendered: render_report.as_ref().map_or(0, |r| r.frames_rendered),
+        peak_force_n: loop_report.peak_force_n,
+        final_force_n: loop_report.final_force_n,
+        log_path,
+        log_records: recorder_report.records,
+        render: render_status,
+        realtime: loop_report.realtime,
+        fault_ticks: loop_report.fault_ticks,
+        stop_reason: stop_reason.into(),
+        tissue: tissue_summary,
+    })
+}

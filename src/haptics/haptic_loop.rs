@@ -1,0 +1,437 @@
+//! The haptic thread: it owns the device, the tool and the tissue, and runs at 1 kHz.
+//!
+//! One tick ([`HapticCore::tick`]):
+//! 1. take pending [`Command`]s from the lock-free command queue;
+//! 2. read the device (newest sample) and map the tip into the world (`device_to_world`);
+//! 3. move the sphere tool there and step the tissue ([`crate::tissue::step`]);
+//! 4. smooth the contact force, pass it through the [`ForceGuard`] and write it to the device;
+//! 5. publish a [`SceneSnapshot`] in place into the triple buffer;
+//! 6. hand back the [`TickRecord`] (the loop adds timing and pushes it to the recorder queue).
+//!
+//! # Real-time contract
+//! After [`HapticCore::new`] and the allocations in [`spawn`] before the first deadline, a tick
+//! and the loop around it neither allocate, lock nor make system calls other than the deadline
+//! timer (`clock_nanosleep`) and device I/O. The loop calls [`LoopConfig::realtime_hooks`] when it
+//! enters and leaves that section, which is how `tests/it/realtime.rs` proves the contract with a
+//! counting global allocator over 10,000 ticks. Force is zero within the tick in which a stop,
+//! fault, stall or non-finite value appears.
+
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use nalgebra::{Isometry3, Point3, Vector3};
+
+use super::device::HapticDevice;
+use super::rt::{self, RealtimeStatus, Ticker};
+use super::safety::{ForceGuard, GuardInput, SafetyLimits};
+use crate::bus::{tick_flags, Command, Publisher, QueueRx, QueueTx, TickRecord};
+use crate::stats::Histogram;
+use crate::tissue::{self, SphereTool, StepParams, Tissue};
+
+/// What the render thread sees of the simulation: written in place by the haptic thread.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SceneSnapshot {
+    /// Tick at which the snapshot was taken.
+    pub tick: u64,
+    /// Tissue particle positions, world frame, metres.
+    pub tissue_positions_m: Vec<[f32; 3]>,
+    /// Tool centre, world frame, metres.
+    pub tool_center_m: [f32; 3],
+    /// Tool radius, metres.
+    pub tool_radius_m: f32,
+    /// Force written to the device, newtons.
+    pub force_out_n: [f32; 3],
+}
+
+impl SceneSnapshot {
+    /// A snapshot with room for `particles` positions (so publishing never allocates).
+    pub fn with_capacity(particles: usize) -> Self {
+        Self {
+            tissue_positions_m: vec![[0.0; 3]; particles],
+            ..Self::default()
+        }
+    }
+}
+
+/// Everything the haptic thread owns.
+#[derive(Debug)]
+pub struct HapticCore {
+    device: Box<dyn HapticDevice>,
+    device_to_world: Isometry3<f64>,
+    tissue: Tissue,
+    step_params: StepParams,
+    tool_radius_m: f64,
+    tool_center_m: Vector3<f64>,
+    guard: ForceGuard,
+    /// Low-pass filter coefficient for the contact force (0 = none, towards 1 = heavier).
+    smoothing: f64,
+    smoothed_force_n: Vector3<f64>,
+    tick: u64,
+    stopping: bool,
+    emergency_stop: bool,
+    last_buttons: u32,
+    tissue_faults: u64,
+    commands: QueueRx<Command>,
+    snapshots: Publisher<SceneSnapshot>,
+}
+
+/// Settings of the haptic core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Tissue step settings (its `dt_s` is the tick period).
+    pub step: StepParams,
+    /// Radius of the sphere tool, metres.
+    pub tool_radius_m: f64,
+    /// Device frame to world frame (the calibration).
+    pub device_to_world: Isometry3<f64>,
+    /// Ticks without fresh input before the device counts as stalled.
+    pub stall_ticks: u32,
+    /// Cut-off of the contact-force low-pass filter, hertz (`None`: no filter).
+    pub force_smoothing_hz: Option<f64>,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            step: StepParams::default(),
+            tool_radius_m: 0.012,
+            device_to_world: Isometry3::identity(),
+            stall_ticks: 5,
+            force_smoothing_hz: Some(150.0),
+        }
+    }
+}
+
+impl HapticCore {
+    /// Assembles the core. `snapshots` must have been created with
+    /// [`SceneSnapshot::with_capacity`] for the tissue's particle count.
+    pub fn new(
+        device: Box<dyn HapticDevice>,
+        tissue: Tissue,
+        config: &CoreConfig,
+        commands: QueueRx<Command>,
+        snapshots: Publisher<SceneSnapshot>,
+    ) -> Self {
+        let info = device.info();
+        let guard = ForceGuard::new(SafetyLimits {
+            max_force_n: info.max_force_n,
+            max_force_rate_n_per_s: info.max_force_rate_n_per_s,
+            stall_ticks: config.stall_ticks,
+        });
+        let smoothing = config.force_smoothing_hz.map_or(0.0, |fc| {
+            let rc = 1.0 / (2.0 * std::f64::consts::PI * fc);
+            rc / (rc + config.step.dt_s)
+        });
+        Self {
+            device,
+            device_to_world: config.device_to_world,
+            tissue,
+            step_params: config.step,
+            tool_radius_m: config.tool_radius_m,
+            tool_center_m: Vector3::new(0.0, 1.0, 0.0),
+            guard,
+            smoothing,
+            smoothed_force_n: Vector3::zeros(),
+            tick: 0,
+            stopping: false,
+            emergency_stop: false,
+            last_buttons: 0,
+            tissue_faults: 0,
+            commands,
+            snapshots,
+        }
+    }
+
+    /// The tissue (for inspection after the loop has ended).
+    pub fn tissue(&self) -> &Tissue {
+        &self.tissue
+    }
+
+    /// The device.
+    pub fn device(&self) -> &dyn HapticDevice {
+        self.device.as_ref()
+    }
+
+    /// Ticks run so far.
+    pub fn ticks(&self) -> u64 {
+        self.tick
+    }
+
+    /// Whether a stop command has been taken.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// Makes the next tick a stop tick (zero force, then the loop ends).
+    pub fn request_stop(&mut self) {
+        self.stopping = true;
+    }
+
+    /// Tissue steps that failed (non-finite) and were rolled back.
+    pub fn tissue_faults(&self) -> u64 {
+        self.tissue_faults
+    }
+
+    /// Tick period, seconds.
+    pub fn dt_s(&self) -> f64 {
+        self.step_params.dt_s
+    }
+
+    /// Runs one tick (see the module docs). Never allocates or blocks.
+    pub fn tick(&mut self) -> TickRecord {
+        while let Some(cmd) = self.commands.pop() {
+            match cmd {
+                Command::Stop => self.stopping = true,
+                Command::EmergencyStop => self.emergency_stop = true,
+                Command::Resume => self.emergency_stop = false,
+            }
+        }
+
+        let mut flags = 0u32;
+        let mut fresh = false;
+        let mut device_fault = false;
+        match self.device.read(self.tick) {
+            Ok(Some(sample)) => {
+                let tip = self.device_to_world * Point3::from(sample.tip_in_device_m);
+                if tip.coords.iter().all(|v| v.is_finite()) {
+                    self.tool_center_m = tip.coords;
+                    self.last_buttons = sample.buttons;
+                    fresh = true;
+                } else {
+                    // Garbage in: keep the last good pose, count it as no fresh input.
+                    flags |= tick_flags::NON_FINITE;
+                    device_fault = true;
+                }
+            }
+            Ok(None) => {}
+            Err(_) => device_fault = true,
+        }
+
+        let tool = SphereTool {
+            center_in_world_m: self.tool_center_m,
+            radius_m: self.tool_radius_m,
+        };
+        let contact_n = match tissue::step(&self.step_params, &mut self.tissue, &tool) {
+            Ok(r) => r.force_on_tool_n,
+            Err(_) => {
+                self.tissue_faults += 1;
+                flags |= tick_flags::NON_FINITE;
+                Vector3::new(f64::NAN, f64::NAN, f64::NAN)
+            }
+        };
+        // The hand feels the force the tissue exerts on the tool.
+        if contact_n.iter().all(|v| v.is_finite()) {
+            self.smoothed_force_n =
+                self.smoothed_force_n * self.smoothing + contact_n * (1.0 - self.smoothing);
+        } else {
+            self.smoothed_force_n = Vector3::zeros();
+        }
+        let desired = if contact_n.iter().all(|v| v.is_finite()) {
+            self.smoothed_force_n
+        } else {
+            contact_n
+        };
+        let (force_world, guard_flags) = self.guard.apply(
+            desired,
+            GuardInput {
+                fresh_input: fresh,
+                device_fault,
+                stopping: self.stopping || self.emergency_stop,
+            },
+            self.step_params.dt_s,
+        );
+        flags |= guard_flags;
+        let force_device = self.device_to_world.inverse_transform_vector(&force_world);
+        if self.device.write_force(force_device.into()).is_err() {
+            flags |= tick_flags::DEVICE_FAULT;
+        }
+
+        let snap = self.snapshots.back_mut();
+        snap.tick = self.tick;
+        for (dst, src) in snap
+            .tissue_positions_m
+            .iter_mut()
+            .zip(&self.tissue.positions_m)
+        {
+            *dst = [src.x as f32, src.y as f32, src.z as f32];
+        }
+        snap.tool_center_m = [
+            self.tool_center_m.x as f32,
+            self.tool_center_m.y as f32,
+            self.tool_center_m.z as f32,
+        ];
+        snap.tool_radius_m = self.tool_radius_m as f32;
+        snap.force_out_n = [
+            force_world.x as f32,
+            force_world.y as f32,
+            force_world.z as f32,
+        ];
+        self.snapshots.publish();
+
+        let device_pos = self.tool_center_m;
+        let record = TickRecord {
+            tick: self.tick,
+            device_pos_in_world_m: device_pos.into(),
+            device_buttons: self.last_buttons,
+            tool_pos_in_world_m: self.tool_center_m.into(),
+            contact_force_n: if contact_n.iter().all(|v| v.is_finite()) {
+                contact_n.into()
+            } else {
+                [0.0; 3]
+            },
+            force_out_n: force_world.into(),
+            lateness_ns: 0,
+            work_ns: 0,
+            flags,
+        };
+        self.tick += 1;
+        record
+    }
+}
+
+/// Called when the haptic thread enters and leaves its real-time section (for tests that watch
+/// allocation on that thread). Plain function pointers: calling them allocates nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealtimeHooks {
+    /// Called on the haptic thread after start-up, just before the first deadline.
+    pub on_enter: Option<fn()>,
+    /// Called on the haptic thread after the last tick, before the report is built.
+    pub on_exit: Option<fn()>,
+}
+
+/// Settings of the loop around the core.
+#[derive(Debug, Clone)]
+pub struct LoopConfig {
+    /// Period, nanoseconds (1 kHz: 1,000,000).
+    pub period_ns: u64,
+    /// Run at most this many ticks, the last of them a stop tick with zero force (`None`: run
+    /// until a [`Command::Stop`]).
+    pub max_ticks: Option<u64>,
+    /// Ask for `SCHED_FIFO` at this priority (`None`: don't ask).
+    pub realtime_priority: Option<i32>,
+    /// Spin this many nanoseconds before each deadline instead of sleeping.
+    pub spin_ns: u64,
+    /// Hooks around the real-time section.
+    pub realtime_hooks: RealtimeHooks,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            period_ns: 1_000_000,
+            max_ticks: None,
+            realtime_priority: Some(80),
+            spin_ns: 30_000,
+            realtime_hooks: RealtimeHooks::default(),
+        }
+    }
+}
+
+/// What the haptic thread reports when it ends.
+#[derive(Debug)]
+pub struct LoopReport {
+    /// Ticks run.
+    pub ticks: u64,
+    /// Wall time from the first deadline to the end of the last tick, seconds.
+    pub seconds: f64,
+    /// Lateness of each tick's start after its deadline, nanoseconds.
+    pub lateness_ns: Histogram,
+    /// Work time of each tick, nanoseconds.
+    pub work_ns: Histogram,
+    /// Ticks that started more than one period late.
+    pub overruns: u64,
+    /// Whether real-time scheduling was granted.
+    pub realtime: RealtimeStatus,
+    /// Largest force magnitude written to the device, newtons.
+    pub peak_force_n: f64,
+    /// Ticks whose flags held a fault (non-finite, stall, device fault).
+    pub fault_ticks: u64,
+    /// The force written on the last tick, newtons (zero after a stop).
+    pub final_force_n: [f64; 3],
+    /// Records dropped because the telemetry queue was full.
+    pub telemetry_dropped: u64,
+    /// The core, handed back for inspection.
+    pub core: HapticCore,
+}
+
+/// Runs the loop on the calling thread until `max_ticks` or a [`Command::Stop`].
+pub fn run_loop(
+    mut core: HapticCore,
+    telemetry: QueueTx<TickRecord>,
+    cfg: &LoopConfig,
+) -> LoopReport {
+    let realtime = match cfg.realtime_priority {
+        Some(p) => rt::request_realtime(p),
+        None => RealtimeStatus::NotRequested,
+    };
+    let mut lateness = Histogram::new();
+    let mut work = Histogram::new();
+    let mut peak_force_n = 0.0f64;
+    let mut fault_ticks = 0u64;
+    let mut final_force_n = [0.0; 3];
+    let fault_mask = tick_flags::NON_FINITE | tick_flags::STALLED | tick_flags::DEVICE_FAULT;
+
+    if let Some(f) = cfg.realtime_hooks.on_enter {
+        f();
+    }
+    let mut ticker = Ticker::new(cfg.period_ns, cfg.spin_ns);
+    let mut first_deadline = None;
+    let mut end_ns = 0;
+    while !core.is_stopping() {
+        // The last tick of a bounded run is a stop tick: it writes zero force.
+        if cfg.max_ticks.is_some_and(|m| core.ticks() + 1 >= m) {
+            core.request_stop();
+        }
+        let wake = ticker.wait();
+        first_deadline.get_or_insert(wake.deadline_ns);
+        let mut rec = core.tick();
+        end_ns = rt::now_ns();
+        let work_ns = end_ns - wake.woke_ns;
+        lateness.record(wake.lateness_ns());
+        work.record(work_ns);
+        rec.lateness_ns = wake.lateness_ns().min(u32::MAX as u64) as u32;
+        rec.work_ns = work_ns.min(u32::MAX as u64) as u32;
+        if wake.overrun {
+            rec.flags |= tick_flags::OVERRUN;
+        }
+        if rec.flags & fault_mask != 0 {
+            fault_ticks += 1;
+        }
+        let f = rec.force_out_n;
+        peak_force_n = peak_force_n.max((f[0] * f[0] + f[1] * f[1] + f[2] * f[2]).sqrt());
+        final_force_n = f;
+        // A full queue counts a drop inside push; the tick goes on.
+        let _ = telemetry.push(rec);
+    }
+    if let Some(f) = cfg.realtime_hooks.on_exit {
+        f();
+    }
+    let seconds = first_deadline.map_or(0.0, |d| (end_ns.saturating_sub(d)) as f64 * 1e-9);
+    LoopReport {
+        ticks: core.ticks(),
+        seconds,
+        lateness_ns: lateness,
+        work_ns: work,
+        overruns: ticker.overruns(),
+        realtime,
+        peak_force_n,
+        fault_ticks,
+        final_force_n,
+        telemetry_dropped: telemetry.dropped(),
+        core,
+    }
+}
+
+/// Spawns the haptic thread (named `haptic`) running [`run_loop`].
+pub fn spawn(
+    core: HapticCore,
+    telemetry: QueueTx<TickRecord>,
+    cfg: LoopConfig,
+) -> std::io::Result<JoinHandle<LoopReport>> {
+    thread::Builder::new()
+        .name("haptic".into())
+        .spawn(move || run_loop(core, telemetry, &cfg))
+}
+
+/// The shared surface topology the render thread needs once (it never changes in a session).
+pub type SurfaceTopology = Arc<Vec<[u32; 3]>>;

@@ -1,0 +1,25 @@
+//! haptwin: a haptic VR surgical rehearsal simulator on patient-specific digital twins.
+//!
+//! The crate is organised by role (see `docs/architecture.md`):
+//!
+//! - [`haptics`]: device trait, simulated devices, force safety and the 1 kHz haptic loop;
+//! - [`tissue`]: the XPBD tetrahedral tissue model and tool contact (pure library);
+//! - [`render`]: the Vulkan renderer (headless today);
+//! - [`session`]: the session log, its writer (the recorder thread) and reader;
+//! - [`bus`]: the typed lock-free channels between threads;
+//! - [`stats`]: fixed-size latency histograms;
+//! - [`render_loop`]: the render thread that draws snapshots;
+//! - [`demo`] and [`doctor`]: the two user-facing jobs behind the CLI.
+//!
+//! Units are SI inside (metres, seconds, newtons, kilograms, pascals); the world frame is
+//! right-handed with +y up, the tissue's top surface at y = 0.
+
+pub mod bus;
+pub mod demo;
+pub mod doctor;
+pub mod haptics;
+pub mod render;
+pub mod render_loop;
+pub mod session;
+pub mod stats;
+pub mod tissue;

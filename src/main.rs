@@ -1,0 +1,291 @@
+//! The `haptwin` command line: `demo`, `doctor`, `log`.
+//!
+//! `main` -> [`run`] -> `anyhow::Result<ExitCode>`; errors print their whole chain and exit 1;
+//! bad flags exit 2 (clap's usage error).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use haptwin::demo::{self, DemoOptions, DemoReport, RenderStatus};
+use haptwin::doctor;
+use haptwin::session::SessionLog;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "haptwin",
+    version,
+    about = "Haptic VR surgical rehearsal on patient digital twins",
+    long_about = "Haptic VR surgical rehearsal on patient digital twins.\n\nWith no command, runs the built-in rehearsal (`haptwin demo`)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the built-in rehearsal on the built-in phantom, headless: a scripted probe palpates
+    /// the tissue at 1 kHz; writes the session log and rendered frames.
+    Demo(DemoArgs),
+    /// Report what this machine offers: Vulkan, OpenXR, HID, real-time scheduling, timer floor.
+    Doctor {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Length of the bare timer test, seconds.
+        #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
+        timer_seconds: f64,
+    },
+    /// Read a session log back and summarise it (recovers what it can from a damaged log).
+    Log {
+        /// The `.htlog` file.
+        path: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct DemoArgs {
+    /// Simulated seconds (1000 haptic ticks each).
+    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+    seconds: f64,
+    /// Output folder for the session log and frames/.
+    #[arg(long, default_value = "out/demo")]
+    out: PathBuf,
+    /// Print one JSON object with the figures of the run.
+    #[arg(long)]
+    json: bool,
+    /// Fail if frames cannot be rendered (instead of going on without them).
+    #[arg(long, conflicts_with = "no_render")]
+    require_render: bool,
+    /// Do not render frames.
+    #[arg(long)]
+    no_render: bool,
+    /// Frames per second to render and write.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_fps)]
+    fps: f64,
+    /// Frame width in pixels.
+    #[arg(long, default_value_t = 640, value_parser = clap::value_parser!(u32).range(16..=8192))]
+    width: u32,
+    /// Frame height in pixels.
+    #[arg(long, default_value_t = 480, value_parser = clap::value_parser!(u32).range(16..=8192))]
+    height: u32,
+    /// Turn the Vulkan validation layers on and report their findings.
+    #[arg(long)]
+    validation: bool,
+    /// Do not ask for real-time scheduling for the haptic thread.
+    #[arg(long)]
+    no_realtime: bool,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(v > 0.0 && v <= 86_400.0) {
+        return Err(format!("{v} s is out of range (0 < seconds <= 86400)"));
+    }
+    Ok(v)
+}
+
+fn parse_fps(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a frame rate"))?;
+    if !(v >= 0.1 && v <= 240.0) {
+        return Err(format!("{v} fps is out of range (0.1 to 240)"));
+    }
+    Ok(v)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("haptwin: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => {
+            let args = DemoArgs {
+                seconds: 5.0,
+                out: PathBuf::from("out/demo"),
+                fps: 10.0,
+                width: 640,
+                height: 480,
+                ..DemoArgs::default()
+            };
+            run_demo_cmd(&args)
+        }
+        Some(Cmd::Demo(args)) => run_demo_cmd(&args),
+        Some(Cmd::Doctor {
+            json,
+            timer_seconds,
+        }) => {
+            let report = doctor::run_doctor(Duration::from_secs_f64(timer_seconds));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_doctor(&report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Log { path, json }) => {
+            let log = SessionLog::open(&path)?;
+            let summary = haptwin::session::log::summarize(&log);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                println!("{}", summary.to_text(&path));
+            }
+            Ok(if log.damage.is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, interrupt.clone())
+            .with_context(|| format!("installing the handler for signal {sig}"))?;
+    }
+    let opts = DemoOptions {
+        seconds: args.seconds,
+        out_dir: args.out.clone(),
+        render: !args.no_render,
+        require_render: args.require_render,
+        fps: args.fps,
+        width: args.width,
+        height: args.height,
+        validation: args.validation,
+        realtime: !args.no_realtime,
+    };
+    if !args.json {
+        eprintln!(
+            "haptwin demo: {} s of palpation on the phantom block at 1 kHz (Ctrl-C stops cleanly)...",
+            args.seconds
+        );
+    }
+    let report = demo::run_demo(&opts, &interrupt).context("the demo failed")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_demo(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_demo(r: &DemoReport) {
+    println!(
+        "haptwin demo {}: {} ticks in {:.3} s ({:.1} Hz)",
+        r.stop_reason, r.ticks, r.seconds, r.rate_hz
+    );
+    println!(
+        "  tick lateness p50 {} us, p99 {} us, p99.9 {} us, max {} us; overruns {}",
+        r.lateness_us.p50, r.lateness_us.p99, r.lateness_us.p999, r.lateness_us.max, r.overruns
+    );
+    println!(
+        "  tick work p50 {} us, p99 {} us, max {} us",
+        r.tick_work_us.p50, r.tick_work_us.p99, r.tick_work_us.max
+    );
+    println!(
+        "  real-time scheduling: {}",
+        serde_json::to_string(&r.realtime).unwrap_or_default()
+    );
+    println!(
+        "  tissue: {} particles, {} tets; peak force {:.3} N; final force {:?} N",
+        r.tissue.particles, r.tissue.tets, r.peak_force_n, r.final_force_n
+    );
+    println!(
+        "  session log: {} ({} tick records, {} telemetry drops)",
+        r.log_path.display(),
+        r.log_records,
+        r.telemetry_dropped
+    );
+    match &r.render {
+        RenderStatus::Rendered {
+            device, frames_dir, ..
+        } => println!(
+            "  frames: {} rendered on {} into {}",
+            r.frames_rendered,
+            device,
+            frames_dir
+                .as_ref()
+                .map_or("-".into(), |p| p.display().to_string())
+        ),
+        RenderStatus::Skipped { reason } => println!("  frames: none ({reason})"),
+    }
+}
+
+fn print_doctor(r: &doctor::DoctorReport) {
+    println!(
+        "haptwin doctor: {} CPUs, kernel {}",
+        r.cpus,
+        r.kernel.as_deref().unwrap_or("?")
+    );
+    match &r.vulkan.error {
+        Some(e) => println!("  Vulkan: unavailable: {e}"),
+        None => {
+            println!("  Vulkan: {} device(s)", r.vulkan.devices.len());
+            for d in &r.vulkan.devices {
+                println!(
+                    "    - {} ({}, Vulkan {})",
+                    d.name, d.device_type, d.api_version
+                );
+            }
+        }
+    }
+    match (&r.openxr.runtime, &r.openxr.error) {
+        (Some(rt), _) => println!("  OpenXR: runtime {rt}"),
+        (None, Some(e)) => println!("  OpenXR: none: {e}"),
+        (None, None) => println!("  OpenXR: none"),
+    }
+    match &r.hid.error {
+        Some(e) => println!("  HID: unavailable: {e}"),
+        None => {
+            println!("  HID: {} device(s)", r.hid.devices.len());
+            for d in &r.hid.devices {
+                println!(
+                    "    - {} {} at {}{}",
+                    d.vid_pid,
+                    d.product.as_deref().unwrap_or(""),
+                    d.path,
+                    if d.accessible {
+                        ""
+                    } else {
+                        " (no permission: see docs/haptics.md for the udev rule)"
+                    }
+                );
+            }
+        }
+    }
+    println!(
+        "  real-time: {}",
+        serde_json::to_string(&r.realtime.sched_fifo).unwrap_or_default()
+    );
+    let t = &r.timer;
+    println!(
+        "  bare timer ({} ticks of {} us, spin {} us): lateness p50 {} us, p99 {} us, p99.9 {} us, max {} us; overruns {}",
+        t.ticks, t.period_us, t.spin_us, t.lateness_us.p50, t.lateness_us.p99, t.lateness_us.p999, t.lateness_us.max, t.overruns
+    );
+}

@@ -1,0 +1,174 @@
+//! The render thread: draws snapshots of the simulation with the headless Vulkan renderer.
+//!
+//! Contract: the render thread only *reads* snapshots from the triple buffer (it never waits on
+//! the haptic thread, and the haptic thread never waits on it). It may block on the GPU, on
+//! PNG encoding and on the file system; if it stalls or dies, the haptic loop goes on unaffected.
+//! Vulkan is set up on this thread; when that fails, the thread reports why and ends, and the
+//! session goes on without pictures.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::bus::Subscriber;
+use crate::haptics::haptic_loop::{SceneSnapshot, SurfaceTopology};
+use crate::render::{Camera, HeadlessRenderer, RenderOptions, RenderScene, ValidationReport};
+use crate::stats::{Histogram, LatencySummaryUs};
+
+/// Settings of the render thread.
+#[derive(Debug, Clone)]
+pub struct RenderLoopConfig {
+    /// Where frames are written as `frame_NNNNN.png` (`None`: render without writing).
+    pub frames_dir: Option<PathBuf>,
+    /// Time between frames.
+    pub frame_interval: Duration,
+    /// Renderer settings.
+    pub options: RenderOptions,
+    /// The viewpoint.
+    pub camera: Camera,
+    /// Stop after this many frames (`None`: until told to stop).
+    pub max_frames: Option<u64>,
+}
+
+/// What the render thread did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RenderLoopReport {
+    /// The Vulkan device used, when rendering ran.
+    pub device: Option<String>,
+    /// Why rendering was skipped or ended early, if it was.
+    pub skipped: Option<String>,
+    /// Frames rendered.
+    pub frames_rendered: u64,
+    /// Frames written as PNG.
+    pub frames_written: u64,
+    /// Where the frames went.
+    pub frames_dir: Option<PathBuf>,
+    /// Time per frame on the CPU side (record, submit, wait, read back), milliseconds.
+    pub frame_ms: Option<LatencySummaryUs>,
+    /// Validation-layer findings, when validation was on.
+    pub validation: Option<ValidationSummary>,
+}
+
+/// Validation-layer counts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ValidationSummary {
+    /// Errors reported.
+    pub errors: u32,
+    /// Warnings reported.
+    pub warnings: u32,
+    /// The first messages.
+    pub messages: Vec<String>,
+}
+
+impl From<ValidationReport> for ValidationSummary {
+    fn from(v: ValidationReport) -> Self {
+        Self {
+            errors: v.errors,
+            warnings: v.warnings,
+            messages: v.messages,
+        }
+    }
+}
+
+/// Spawns the render thread (named `render`). It renders the newest snapshot every
+/// `frame_interval` until `stop` is set, then renders the last snapshot once more and ends.
+pub fn spawn_render_loop(
+    snapshots: Subscriber<SceneSnapshot>,
+    topology: SurfaceTopology,
+    stop: Arc<AtomicBool>,
+    cfg: RenderLoopConfig,
+) -> std::io::Result<JoinHandle<RenderLoopReport>> {
+    thread::Builder::new()
+        .name("render".into())
+        .spawn(move || render_loop(snapshots, topology, stop, cfg))
+}
+
+fn render_loop(
+    mut snapshots: Subscriber<SceneSnapshot>,
+    topology: SurfaceTopology,
+    stop: Arc<AtomicBool>,
+    cfg: RenderLoopConfig,
+) -> RenderLoopReport {
+    let mut report = RenderLoopReport {
+        device: None,
+        skipped: None,
+        frames_rendered: 0,
+        frames_written: 0,
+        frames_dir: cfg.frames_dir.clone(),
+        frame_ms: None,
+        validation: None,
+    };
+    let mut renderer = match HeadlessRenderer::new(&cfg.options) {
+        Ok(r) => r,
+        Err(e) => {
+            report.skipped = Some(format!("no Vulkan rendering: {e}"));
+            return report;
+        }
+    };
+    report.device = Some(renderer.device_name().to_string());
+    let mut frame_ns = Histogram::new();
+    let mut last_frame: Option<Instant> = None;
+    let mut have_snapshot = false;
+    loop {
+        let stopping = stop.load(Ordering::Acquire);
+        have_snapshot |= snapshots.update();
+        let due = last_frame.is_none_or(|t| t.elapsed() >= cfg.frame_interval);
+        if have_snapshot && (due || stopping) {
+            last_frame = Some(Instant::now());
+            let snap = snapshots.read();
+            let scene = RenderScene {
+                tissue_positions_m: &snap.tissue_positions_m,
+                tissue_triangles: &topology,
+                tool_center_m: snap.tool_center_m,
+                tool_radius_m: snap.tool_radius_m,
+                tool_force_n: snap.force_out_n,
+            };
+            let t0 = Instant::now();
+            let image = match renderer.render(&scene, &cfg.camera) {
+                Ok(img) => img,
+                Err(e) => {
+                    report.skipped = Some(format!(
+                        "rendering stopped after {} frames: {e}",
+                        report.frames_rendered
+                    ));
+                    break;
+                }
+            };
+            frame_ns.record(t0.elapsed().as_nanos() as u64);
+            if let Some(dir) = &cfg.frames_dir {
+                let path = dir.join(format!("frame_{:05}.png", report.frames_rendered));
+                if let Err(e) = image.save_png(&path) {
+                    report.skipped = Some(format!("writing frames stopped: {e}"));
+                    break;
+                }
+                report.frames_written += 1;
+            }
+            report.frames_rendered += 1;
+            if cfg.max_frames.is_some_and(|m| report.frames_rendered >= m) {
+                break;
+            }
+        }
+        if stopping {
+            break;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    if frame_ns.count() > 0 {
+        // Reported in milliseconds, with the same percentile fields.
+        let us = LatencySummaryUs::of(&frame_ns);
+        report.frame_ms = Some(LatencySummaryUs {
+            p50: us.p50 / 1000.0,
+            p99: us.p99 / 1000.0,
+            p999: us.p999 / 1000.0,
+            max: us.max / 1000.0,
+            mean: us.mean / 1000.0,
+        });
+    }
+    let v = renderer.validation();
+    if v.enabled {
+        report.validation = Some(v.into());
+    }
+    report
+}

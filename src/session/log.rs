@@ -1,0 +1,461 @@
+//! The session log format (version 1), its encoder and its reader.
+//!
+//! Layout, all integers little-endian:
+//!
+//! ```text
+//! file    := "HAPTWLOG" version:u16 reserved:u16 header_len:u32 header:JSON crc32(header):u32 chunk*
+//! chunk   := tag:[u8;4] count:u32 payload_len:u32 crc32(payload):u32 payload
+//! "TICK"  := count tick records of RECORD_SIZE bytes each
+//! "END!"  := JSON summary (ticks, stop reason); present only when the session closed cleanly
+//! record  := tick:u64 device_pos:3xf64 buttons:u32 tool_pos:3xf64 contact_force:3xf64
+//!            force_out:3xf64 lateness_ns:u32 work_ns:u32 flags:u32
+//! ```
+//!
+//! Floats are stored as their exact bits, so a replay can compare forces bit for bit.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::bus::TickRecord;
+
+/// File magic.
+pub const MAGIC: &[u8; 8] = b"HAPTWLOG";
+/// The format version this build writes and reads.
+pub const VERSION: u16 = 1;
+/// Bytes per encoded tick record.
+pub const RECORD_SIZE: usize = 8 + 24 + 4 + 24 + 24 + 24 + 4 + 4 + 4;
+/// Tag of a chunk of tick records.
+pub const TAG_TICKS: &[u8; 4] = b"TICK";
+/// Tag of the closing chunk.
+pub const TAG_END: &[u8; 4] = b"END!";
+const CHUNK_HEADER: usize = 16;
+/// Largest payload a reader accepts in one chunk (guards against a corrupt length).
+pub const MAX_CHUNK_PAYLOAD: usize = 64 << 20;
+
+/// What a session log says about itself. No patient identity goes here.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogHeader {
+    /// haptwin version that wrote the log.
+    pub software_version: String,
+    /// Scenario name, e.g. `"demo-palpation"`.
+    pub scenario: String,
+    /// Case id (a pseudonym; the built-in phantom is `"phantom-block"`).
+    pub case_id: String,
+    /// Device name.
+    pub device: String,
+    /// Tick period, seconds.
+    pub dt_s: f64,
+    /// Tissue description (particles, tets, material).
+    pub tissue: serde_json::Value,
+    /// Tool radius, metres.
+    pub tool_radius_m: f64,
+    /// Random seed of the session (the demo is fully scripted: 0).
+    pub seed: u64,
+    /// Seconds since the Unix epoch when the session started.
+    pub started_unix_s: u64,
+}
+
+/// The closing summary of a cleanly ended session.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogEnd {
+    /// Tick records written.
+    pub records: u64,
+    /// Records the haptic thread could not hand over (full queue).
+    pub dropped: u64,
+    /// Why the session ended.
+    pub stop_reason: String,
+}
+
+/// Errors reading or writing a session log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The file could not be opened, read or written.
+    #[error("session log {path}: {source}")]
+    Io {
+        /// The log file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Not a haptwin session log.
+    #[error("{path} is not a haptwin session log (bad magic)")]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Written by a format version this build cannot read.
+    #[error("session log {path} has format version {found}; this build reads version {VERSION}")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found.
+        found: u16,
+    },
+    /// The header is truncated, fails its checksum or is not valid JSON.
+    #[error("session log {path}: header is damaged ({what})")]
+    BadHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// Appends one record's bytes to `out`. Never allocates if `out` has room.
+pub fn encode_record(r: &TickRecord, out: &mut Vec<u8>) {
+    out.extend_from_slice(&r.tick.to_le_bytes());
+    for v in r.device_pos_in_world_m {
+        out.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    out.extend_from_slice(&r.device_buttons.to_le_bytes());
+    for v in r
+        .tool_pos_in_world_m
+        .iter()
+        .chain(&r.contact_force_n)
+        .chain(&r.force_out_n)
+    {
+        out.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    out.extend_from_slice(&r.lateness_ns.to_le_bytes());
+    out.extend_from_slice(&r.work_ns.to_le_bytes());
+    out.extend_from_slice(&r.flags.to_le_bytes());
+}
+
+/// Decodes one record from exactly [`RECORD_SIZE`] bytes.
+pub fn decode_record(b: &[u8]) -> TickRecord {
+    assert_eq!(b.len(), RECORD_SIZE);
+    let mut at = 0;
+    let mut u64_ = || {
+        let v = u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        at += 8;
+        v
+    };
+    let tick = u64_();
+    let dev = [0; 3].map(|_: u8| f64::from_bits(u64_()));
+    let buttons = u32::from_le_bytes(b[32..36].try_into().unwrap());
+    let mut at = 36;
+    let mut f = || {
+        let v = f64::from_bits(u64::from_le_bytes(b[at..at + 8].try_into().unwrap()));
+        at += 8;
+        v
+    };
+    let tool = [f(), f(), f()];
+    let contact = [f(), f(), f()];
+    let out = [f(), f(), f()];
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    TickRecord {
+        tick,
+        device_pos_in_world_m: dev,
+        device_buttons: buttons,
+        tool_pos_in_world_m: tool,
+        contact_force_n: contact,
+        force_out_n: out,
+        lateness_ns: u32_at(108),
+        work_ns: u32_at(112),
+        flags: u32_at(116),
+    }
+}
+
+/// Writes the file header.
+pub fn write_header(w: &mut impl Write, header: &LogHeader) -> io::Result<()> {
+    let json = serde_json::to_vec(header).map_err(io::Error::other)?;
+    w.write_all(MAGIC)?;
+    w.write_all(&VERSION.to_le_bytes())?;
+    w.write_all(&0u16.to_le_bytes())?;
+    w.write_all(&(json.len() as u32).to_le_bytes())?;
+    w.write_all(&json)?;
+    w.write_all(&crc32fast::hash(&json).to_le_bytes())
+}
+
+/// Writes one chunk.
+pub fn write_chunk(
+    w: &mut impl Write,
+    tag: &[u8; 4],
+    count: u32,
+    payload: &[u8],
+) -> io::Result<()> {
+    let mut head = [0u8; CHUNK_HEADER];
+    head[..4].copy_from_slice(tag);
+    head[4..8].copy_from_slice(&count.to_le_bytes());
+    head[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    head[12..16].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    w.write_all(&head)?;
+    w.write_all(payload)
+}
+
+/// Where and why reading stopped early.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Damage {
+    /// Byte offset of the first chunk that could not be read.
+    pub offset: u64,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+/// A session log read back.
+#[derive(Debug, Clone)]
+pub struct SessionLog {
+    /// The header.
+    pub header: LogHeader,
+    /// Every tick record recovered, in order.
+    pub records: Vec<TickRecord>,
+    /// The closing summary, if the session closed cleanly.
+    pub end: Option<LogEnd>,
+    /// Set when the log is truncated or damaged: everything before `offset` was recovered.
+    pub damage: Option<Damage>,
+}
+
+impl SessionLog {
+    /// Reads a log, recovering every intact chunk of a truncated or damaged file.
+    pub fn open(path: &Path) -> Result<Self, LogError> {
+        let io_err = |source| LogError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut bytes = Vec::new();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(io_err)?;
+        Self::parse(path, &bytes)
+    }
+
+    /// Parses a log held in memory (`path` names it in errors).
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self, LogError> {
+        let bad_header = |what: &str| LogError::BadHeader {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+        };
+        if bytes.len() < 8 || &bytes[..8] != MAGIC {
+            return Err(LogError::BadMagic {
+                path: path.to_path_buf(),
+            });
+        }
+        if bytes.len() < 16 {
+            return Err(bad_header("file ends inside the header"));
+        }
+        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+        if version != VERSION {
+            return Err(LogError::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: version,
+            });
+        }
+        let hlen = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        let hend = 16usize.saturating_add(hlen);
+        if bytes.len() < hend + 4 {
+            return Err(bad_header("file ends inside the header"));
+        }
+        let json = &bytes[16..hend];
+        let crc = u32::from_le_bytes(bytes[hend..hend + 4].try_into().unwrap());
+        if crc32fast::hash(json) != crc {
+            return Err(bad_header("checksum mismatch"));
+        }
+        let header: LogHeader =
+            serde_json::from_slice(json).map_err(|e| bad_header(&e.to_string()))?;
+
+        let mut at = hend + 4;
+        let mut records = Vec::new();
+        let mut end = None;
+        let mut damage = None;
+        while at < bytes.len() {
+            let fail = |reason: String| {
+                Some(Damage {
+                    offset: at as u64,
+                    reason,
+                })
+            };
+            if bytes.len() - at < CHUNK_HEADER {
+                damage = fail(format!(
+                    "truncated chunk header ({} of {CHUNK_HEADER} bytes)",
+                    bytes.len() - at
+                ));
+                break;
+            }
+            let tag: [u8; 4] = bytes[at..at + 4].try_into().unwrap();
+            let count = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+            let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+            let crc = u32::from_le_bytes(bytes[at + 12..at + 16].try_into().unwrap());
+            if len > MAX_CHUNK_PAYLOAD {
+                damage = fail(format!("chunk length {len} is implausible"));
+                break;
+            }
+            let start = at + CHUNK_HEADER;
+            if bytes.len() - start < len {
+                damage = fail(format!(
+                    "truncated chunk ({} of {len} payload bytes)",
+                    bytes.len() - start
+                ));
+                break;
+            }
+            let payload = &bytes[start..start + len];
+            if crc32fast::hash(payload) != crc {
+                damage = fail("chunk checksum mismatch".into());
+                break;
+            }
+            match &tag {
+                TAG_TICKS => {
+                    if len != count * RECORD_SIZE {
+                        damage = fail(format!("chunk says {count} records but holds {len} bytes"));
+                        break;
+                    }
+                    records.extend(payload.chunks_exact(RECORD_SIZE).map(decode_record));
+                }
+                TAG_END => match serde_json::from_slice(payload) {
+                    Ok(e) => end = Some(e),
+                    Err(e) => {
+                        damage = fail(format!("end chunk is not valid JSON: {e}"));
+                        break;
+                    }
+                },
+                other => {
+                    damage = fail(format!(
+                        "unknown chunk tag {:?}",
+                        String::from_utf8_lossy(other)
+                    ));
+                    break;
+                }
+            }
+            at = start + len;
+        }
+        Ok(Self {
+            header,
+            records,
+            end,
+            damage,
+        })
+    }
+}
+
+/// A human-sized summary of a session log (`haptwin log`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogSummary {
+    /// The header.
+    pub header: LogHeader,
+    /// Tick records recovered.
+    pub records: u64,
+    /// First and last tick recovered.
+    pub first_tick: Option<u64>,
+    /// Last tick recovered.
+    pub last_tick: Option<u64>,
+    /// Simulated seconds covered.
+    pub seconds: f64,
+    /// Ticks missing inside the recovered range.
+    pub missing_ticks: u64,
+    /// Largest force written to the device, newtons.
+    pub peak_force_n: f64,
+    /// Force on the last recovered tick, newtons.
+    pub final_force_n: Option<[f64; 3]>,
+    /// Ticks carrying each flag.
+    pub flag_counts: serde_json::Value,
+    /// The closing summary, when the session closed cleanly.
+    pub end: Option<LogEnd>,
+    /// Where reading stopped early, when the log is damaged.
+    pub damage: Option<Damage>,
+}
+
+/// Summarises a log.
+pub fn summarize(log: &SessionLog) -> LogSummary {
+    use crate::bus::tick_flags as tf;
+    let names = [
+        ("clamped", tf::CLAMPED),
+        ("rate_limited", tf::RATE_LIMITED),
+        ("non_finite", tf::NON_FINITE),
+        ("stalled", tf::STALLED),
+        ("device_fault", tf::DEVICE_FAULT),
+        ("stopping", tf::STOPPING),
+        ("overrun", tf::OVERRUN),
+    ];
+    let mut counts = serde_json::Map::new();
+    for (name, bit) in names {
+        let n = log.records.iter().filter(|r| r.flags & bit != 0).count();
+        counts.insert(name.into(), n.into());
+    }
+    let first = log.records.first().map(|r| r.tick);
+    let last = log.records.last().map(|r| r.tick);
+    let span = match (first, last) {
+        (Some(a), Some(b)) => b - a + 1,
+        _ => 0,
+    };
+    LogSummary {
+        header: log.header.clone(),
+        records: log.records.len() as u64,
+        first_tick: first,
+        last_tick: last,
+        seconds: span as f64 * log.header.dt_s,
+        missing_ticks: span.saturating_sub(log.records.len() as u64),
+        peak_force_n: log
+            .records
+            .iter()
+            .map(|r| r.force_out_n.iter().map(|v| v * v).sum::<f64>().sqrt())
+            .fold(0.0, f64::max),
+        final_force_n: log.records.last().map(|r| r.force_out_n),
+        flag_counts: counts.into(),
+        end: log.end.clone(),
+        damage: log.damage.clone(),
+    }
+}
+
+impl LogSummary {
+    /// A few lines of text for a terminal.
+    pub fn to_text(&self, path: &Path) -> String {
+        let mut s = format!(
+            "{}: scenario {}, case {}, device {}, haptwin {}\n",
+            path.display(),
+            self.header.scenario,
+            self.header.case_id,
+            self.header.device,
+            self.header.software_version
+        );
+        s += &format!(
+            "  {} tick records ({:.3} s simulated, {} missing), peak force {:.3} N, final force {:?} N\n",
+            self.records,
+            self.seconds,
+            self.missing_ticks,
+            self.peak_force_n,
+            self.final_force_n.unwrap_or_default()
+        );
+        s += &format!("  flags: {}\n", self.flag_counts);
+        match (&self.end, &self.damage) {
+            (_, Some(d)) => {
+                s += &format!(
+                    "  DAMAGED at byte {}: {}; everything before it was recovered",
+                    d.offset, d.reason
+                )
+            }
+            (Some(e), None) => s += &format!("  closed cleanly: {}", e.stop_reason),
+            (None, None) => s += "  not closed (the session did not end cleanly), no damage found",
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: u64) -> TickRecord {
+        TickRecord {
+            tick: i,
+            device_pos_in_world_m: [0.1, -0.2, i as f64],
+            device_buttons: 3,
+            tool_pos_in_world_m: [1.0, 2.0, 3.0],
+            contact_force_n: [0.0, f64::MIN_POSITIVE, -0.0],
+            force_out_n: [0.5, 1e-300, 7.0],
+            lateness_ns: 12,
+            work_ns: 345,
+            flags: 9,
+        }
+    }
+
+    #[test]
+    fn record_round_trips_bit_exact() {
+        let mut buf = Vec::new();
+        encode_record(&record(42), &mut buf);
+        assert_eq!(buf.len(), RECORD_SIZE);
+        let back = decode_record(&buf);
+        assert_eq!(back, record(42));
+        assert_eq!(back.contact_force_n[2].to_bits(), (-0.0f64).to_bits());
+    }
+}

@@ -1,0 +1,13 @@
+//! Session recording: the session log format, the recorder thread and the log reader.
+//!
+//! - [`log`]: the on-disk format (`.htlog`): a checksummed header, then checksummed chunks of
+//!   fixed-size tick records, then an end chunk when the session closed cleanly. A reader
+//!   recovers every complete chunk of a truncated or damaged log and says where it stopped.
+//! - [`recorder`]: the recorder thread, which drains the telemetry queue and writes chunks at
+//!   least every 50 ms, so a crash loses at most the last 50 ms.
+
+pub mod log;
+pub mod recorder;
+
+pub use log::{LogError, LogHeader, SessionLog};
+pub use recorder::{spawn_recorder, RecorderReport};

@@ -1,0 +1,169 @@
+//! The recorder thread: drains the telemetry queue into the session log.
+//!
+//! It wakes every 2 ms, takes every waiting [`TickRecord`] and writes a checksummed chunk at
+//! least every 50 ms (or every 200 records), each written through to the file at once, so a
+//! crash or `kill -9` loses at most the last 50 ms. When told the session is over it drains the
+//! queue, writes the end chunk and syncs the file. It never touches the haptic thread: the
+//! haptic side only pushes into a lock-free queue.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::log::{self, LogEnd, LogError, LogHeader, RECORD_SIZE, TAG_END, TAG_TICKS};
+use crate::bus::{QueueRx, TickRecord};
+
+/// Records per chunk at most.
+pub const CHUNK_RECORDS: usize = 200;
+/// Longest time a record waits in memory before its chunk is written.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What the recorder did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecorderReport {
+    /// The log file.
+    pub path: PathBuf,
+    /// Tick records written.
+    pub records: u64,
+    /// Chunks written.
+    pub chunks: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Gaps in the tick sequence (records the haptic thread dropped).
+    pub tick_gaps: u64,
+}
+
+/// How the recorder learns the session is over, and why.
+#[derive(Debug, Clone, Default)]
+pub struct RecorderControl {
+    done: Arc<AtomicBool>,
+    reason: Arc<std::sync::OnceLock<String>>,
+}
+
+impl RecorderControl {
+    /// Tells the recorder to drain, close the log with `reason` and end.
+    pub fn finish(&self, reason: &str) {
+        let _ = self.reason.set(reason.to_string());
+        self.done.store(true, Ordering::Release);
+    }
+}
+
+/// Creates the log at `path`, writes `header`, and spawns the recorder thread (named
+/// `recorder`) draining `rx` until [`RecorderControl::finish`]. `dropped` reports the count of
+/// records the producer dropped, for the end chunk.
+pub fn spawn_recorder(
+    path: &Path,
+    header: &LogHeader,
+    rx: QueueRx<TickRecord>,
+) -> Result<
+    (
+        RecorderControl,
+        JoinHandle<Result<RecorderReport, LogError>>,
+    ),
+    LogError,
+> {
+    let io_err = |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::create(path).map_err(io_err)?;
+    let mut out = BufWriter::with_capacity(64 << 10, file);
+    log::write_header(&mut out, header).map_err(io_err)?;
+    out.flush().map_err(io_err)?;
+    let control = RecorderControl::default();
+    let ctl = control.clone();
+    let path = path.to_path_buf();
+    let handle = thread::Builder::new()
+        .name("recorder".into())
+        .spawn(move || record(out, rx, ctl, path))
+        .map_err(|source| LogError::Io {
+            path: PathBuf::from("<recorder thread>"),
+            source,
+        })?;
+    Ok((control, handle))
+}
+
+fn record(
+    mut out: BufWriter<File>,
+    rx: QueueRx<TickRecord>,
+    ctl: RecorderControl,
+    path: PathBuf,
+) -> Result<RecorderReport, LogError> {
+    let io_err = |source| LogError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut payload = Vec::with_capacity(CHUNK_RECORDS * RECORD_SIZE);
+    let mut in_chunk = 0usize;
+    let mut report = RecorderReport {
+        path: path.clone(),
+        records: 0,
+        chunks: 0,
+        bytes: 0,
+        tick_gaps: 0,
+    };
+    let mut next_tick: Option<u64> = None;
+    let mut oldest_pending: Option<Instant> = None;
+    let write_chunk = |payload: &mut Vec<u8>,
+                       in_chunk: &mut usize,
+                       report: &mut RecorderReport,
+                       out: &mut BufWriter<File>|
+     -> std::io::Result<()> {
+        if *in_chunk == 0 {
+            return Ok(());
+        }
+        log::write_chunk(out, TAG_TICKS, *in_chunk as u32, payload)?;
+        out.flush()?;
+        report.records += *in_chunk as u64;
+        report.chunks += 1;
+        report.bytes += (payload.len() + 16) as u64;
+        payload.clear();
+        *in_chunk = 0;
+        Ok(())
+    };
+    loop {
+        let finishing = ctl.done.load(Ordering::Acquire);
+        while let Some(rec) = rx.pop() {
+            if let Some(expected) = next_tick {
+                if rec.tick != expected {
+                    report.tick_gaps += 1;
+                }
+            }
+            next_tick = Some(rec.tick + 1);
+            log::encode_record(&rec, &mut payload);
+            in_chunk += 1;
+            oldest_pending.get_or_insert_with(Instant::now);
+            if in_chunk == CHUNK_RECORDS {
+                write_chunk(&mut payload, &mut in_chunk, &mut report, &mut out).map_err(io_err)?;
+                oldest_pending = None;
+            }
+        }
+        if oldest_pending.is_some_and(|t| t.elapsed() >= FLUSH_INTERVAL) || finishing {
+            write_chunk(&mut payload, &mut in_chunk, &mut report, &mut out).map_err(io_err)?;
+            oldest_pending = None;
+        }
+        if finishing && rx.is_empty() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    let end = LogEnd {
+        records: report.records,
+        dropped: rx.dropped(),
+        stop_reason: ctl
+            .reason
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "finished".into()),
+    };
+    let json = serde_json::to_vec(&end).map_err(|e| io_err(std::io::Error::other(e)))?;
+    log::write_chunk(&mut out, TAG_END, 0, &json).map_err(io_err)?;
+    report.bytes += (json.len() + 16) as u64;
+    out.flush().map_err(io_err)?;
+    out.get_ref().sync_all().map_err(io_err)?;
+    Ok(report)
+}

@@ -1,0 +1,427 @@
+//! XPBD stepping of a tet mesh with a stable Neo-Hookean material and a sphere tool.
+//!
+//! Real-time contract: [`step`] neither allocates nor locks; all buffers are sized by
+//! [`Tissue::new`]. Deterministic: fixed iteration order, no threads.
+
+use nalgebra::{Matrix3, Vector3};
+
+use super::mesh::{signed_volume, TetMesh};
+
+/// An isotropic hyperelastic material.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Material {
+    /// Young's modulus, pascals.
+    pub youngs_modulus_pa: f64,
+    /// Poisson ratio (dimensionless, < 0.5).
+    pub poisson_ratio: f64,
+    /// Density, kg/m^3.
+    pub density_kg_per_m3: f64,
+}
+
+impl Material {
+    /// Liver parenchyma (E about 5.4 kPa, nu 0.45, 1060 kg/m^3; see shared/reference/tissue.md).
+    pub const LIVER: Material = Material {
+        youngs_modulus_pa: 5_400.0,
+        poisson_ratio: 0.45,
+        density_kg_per_m3: 1060.0,
+    };
+
+    /// Lamé parameters (mu, lambda), pascals.
+    pub fn lame(&self) -> (f64, f64) {
+        let (e, nu) = (self.youngs_modulus_pa, self.poisson_ratio);
+        let mu = e / (2.0 * (1.0 + nu));
+        let lambda = e * nu / ((1.0 + nu) * (1.0 - 2.0 * nu));
+        (mu, lambda)
+    }
+}
+
+/// Parameters of one step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepParams {
+    /// Length of the step (one haptic tick), seconds.
+    pub dt_s: f64,
+    /// Substeps per step, each with one constraint iteration.
+    pub substeps: u32,
+    /// Gravity in the world frame, m/s^2.
+    pub gravity_m_per_s2: [f64; 3],
+    /// Velocity damping rate, 1/s (velocity decays as exp(-rate t)).
+    pub damping_per_s: f64,
+}
+
+impl Default for StepParams {
+    fn default() -> Self {
+        Self {
+            dt_s: 1e-3,
+            substeps: 2,
+            gravity_m_per_s2: [0.0, -9.81, 0.0],
+            damping_per_s: 20.0,
+        }
+    }
+}
+
+/// A rigid sphere tool, moved kinematically by the haptic loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SphereTool {
+    /// Centre in the world frame, metres.
+    pub center_in_world_m: Vector3<f64>,
+    /// Radius, metres.
+    pub radius_m: f64,
+}
+
+/// What one step produced.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StepResult {
+    /// Force the tissue exerts on the tool, newtons (average over the substeps).
+    pub force_on_tool_n: Vector3<f64>,
+    /// Particles in contact with the tool in the last substep.
+    pub contacts: u32,
+}
+
+/// Errors from the tissue step.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TissueError {
+    /// A particle position became NaN or infinite; the tissue was restored to its state after
+    /// the last good step, at rest.
+    #[error("tissue step produced a non-finite position at particle {particle} (tick restored)")]
+    NonFinite {
+        /// Index of the first bad particle.
+        particle: usize,
+    },
+    /// The tool's pose or radius is NaN or infinite; the step was not taken.
+    #[error("tool pose or radius is not finite; step skipped")]
+    BadTool,
+}
+
+/// The simulated tissue: particles, tets and their material, owned by the haptic thread.
+#[derive(Debug, Clone)]
+pub struct Tissue {
+    /// Current positions, world frame, metres.
+    pub positions_m: Vec<Vector3<f64>>,
+    velocities_m_per_s: Vec<Vector3<f64>>,
+    substep_start_m: Vec<Vector3<f64>>,
+    last_good_m: Vec<Vector3<f64>>,
+    inv_mass_per_kg: Vec<f64>,
+    tets: Vec<[u32; 4]>,
+    inv_rest_shape: Vec<Matrix3<f64>>,
+    deviatoric_compliance: Vec<f64>,
+    hydrostatic_compliance: Vec<f64>,
+    hydrostatic_rest: Vec<f64>,
+    surface_triangles: Vec<[u32; 3]>,
+    last_tool_center_m: Option<Vector3<f64>>,
+}
+
+impl Tissue {
+    /// Builds the tissue from a mesh and one material; particles for which `fixed(rest_pos)` is
+    /// true are held in place (infinite mass), e.g. the face lying on the table.
+    pub fn new(mesh: &TetMesh, material: Material, fixed: impl Fn(&Vector3<f64>) -> bool) -> Self {
+        let n = mesh.rest_positions_m.len();
+        let (mu, lambda) = material.lame();
+        let mut mass = vec![0.0f64; n];
+        let mut inv_rest_shape = Vec::with_capacity(mesh.tets.len());
+        let mut dev = Vec::with_capacity(mesh.tets.len());
+        let mut hyd = Vec::with_capacity(mesh.tets.len());
+        let mut hyd_rest = Vec::with_capacity(mesh.tets.len());
+        for t in &mesh.tets {
+            let p = t.map(|q| &mesh.rest_positions_m[q as usize]);
+            let vol = signed_volume(p);
+            assert!(vol > 0.0, "tet with non-positive rest volume");
+            let dm = Matrix3::from_columns(&[p[1] - p[0], p[2] - p[0], p[3] - p[0]]);
+            inv_rest_shape.push(dm.try_inverse().expect("degenerate tet"));
+            dev.push(1.0 / (mu * vol));
+            hyd.push(1.0 / (lambda * vol));
+            hyd_rest.push(1.0 + mu / lambda);
+            for &q in t {
+                mass[q as usize] += material.density_kg_per_m3 * vol / 4.0;
+            }
+        }
+        let inv_mass = mesh
+            .rest_positions_m
+            .iter()
+            .zip(&mass)
+            .map(|(p, &m)| if fixed(p) || m <= 0.0 { 0.0 } else { 1.0 / m })
+            .collect();
+        Self {
+            positions_m: mesh.rest_positions_m.clone(),
+            velocities_m_per_s: vec![Vector3::zeros(); n],
+            substep_start_m: mesh.rest_positions_m.clone(),
+            last_good_m: mesh.rest_positions_m.clone(),
+            inv_mass_per_kg: inv_mass,
+            tets: mesh.tets.clone(),
+            inv_rest_shape,
+            deviatoric_compliance: dev,
+            hydrostatic_compliance: hyd,
+            hydrostatic_rest: hyd_rest,
+            surface_triangles: mesh.surface_triangles.clone(),
+            last_tool_center_m: None,
+        }
+    }
+
+    /// Number of particles.
+    pub fn particle_count(&self) -> usize {
+        self.positions_m.len()
+    }
+
+    /// Number of tets.
+    pub fn tet_count(&self) -> usize {
+        self.tets.len()
+    }
+
+    /// Boundary triangles (indices into the particles), counter-clockwise from outside.
+    pub fn surface_triangles(&self) -> &[[u32; 3]] {
+        &self.surface_triangles
+    }
+
+    /// Total mass of the free particles, kg.
+    pub fn free_mass_kg(&self) -> f64 {
+        self.inv_mass_per_kg
+            .iter()
+            .filter(|&&w| w > 0.0)
+            .map(|w| 1.0 / w)
+            .sum()
+    }
+
+    /// Current volume, m^3.
+    pub fn volume_m3(&self) -> f64 {
+        self.tets
+            .iter()
+            .map(|t| signed_volume(t.map(|q| &self.positions_m[q as usize])))
+            .sum()
+    }
+}
+
+/// One constraint projection on tet `t` with gradient `dcdf` (w.r.t. F) and value `c`.
+#[inline]
+fn project(tissue: &mut Tissue, t: usize, c: f64, dcdf: &Matrix3<f64>, compliance_over_h2: f64) {
+    let idx = tissue.tets[t];
+    let g = dcdf * tissue.inv_rest_shape[t].transpose();
+    let g1 = g.column(0).into_owned();
+    let g2 = g.column(1).into_owned();
+    let g3 = g.column(2).into_owned();
+    let g0 = -(g1 + g2 + g3);
+    let grads = [g0, g1, g2, g3];
+    let mut denom = compliance_over_h2;
+    for (k, gk) in grads.iter().enumerate() {
+        denom += tissue.inv_mass_per_kg[idx[k] as usize] * gk.norm_squared();
+    }
+    if denom <= 0.0 {
+        return;
+    }
+    let dlambda = -c / denom;
+    for (k, gk) in grads.iter().enumerate() {
+        let q = idx[k] as usize;
+        let w = tissue.inv_mass_per_kg[q];
+        tissue.positions_m[q] += gk * (w * dlambda);
+    }
+}
+
+#[inline]
+fn deformation_gradient(tissue: &Tissue, t: usize) -> Matrix3<f64> {
+    let [a, b, c, d] = tissue.tets[t].map(|q| tissue.positions_m[q as usize]);
+    Matrix3::from_columns(&[b - a, c - a, d - a]) * tissue.inv_rest_shape[t]
+}
+
+/// Advances `tissue` by `params.dt_s` with `tool` in contact; returns the force on the tool.
+///
+/// The tool moves linearly from where it was at the last step to `tool` across the substeps.
+/// On a non-finite result the tissue is restored to its state after the last good step.
+pub fn step(
+    params: &StepParams,
+    tissue: &mut Tissue,
+    tool: &SphereTool,
+) -> Result<StepResult, TissueError> {
+    if !tool.center_in_world_m.iter().all(|v| v.is_finite()) || !tool.radius_m.is_finite() {
+        return Err(TissueError::BadTool);
+    }
+    let n_sub = params.substeps.max(1);
+    let h = params.dt_s / n_sub as f64;
+    let h2 = h * h;
+    let gravity = Vector3::from(params.gravity_m_per_s2);
+    let damping = (-params.damping_per_s * h).exp();
+    let tool_from = tissue.last_tool_center_m.unwrap_or(tool.center_in_world_m);
+    let r = tool.radius_m;
+    let r2 = r * r;
+
+    let mut impulse_sum = Vector3::zeros();
+    let mut contacts = 0u32;
+    for s in 0..n_sub {
+        let f = (s + 1) as f64 / n_sub as f64;
+        let center = tool_from + (tool.center_in_world_m - tool_from) * f;
+
+        // Predict.
+        for q in 0..tissue.positions_m.len() {
+            tissue.substep_start_m[q] = tissue.positions_m[q];
+            if tissue.inv_mass_per_kg[q] > 0.0 {
+                tissue.velocities_m_per_s[q] += gravity * h;
+                tissue.positions_m[q] += tissue.velocities_m_per_s[q] * h;
+            }
+        }
+
+        // Material: stable Neo-Hookean, deviatoric then hydrostatic per tet.
+        for t in 0..tissue.tets.len() {
+            let f_mat = deformation_gradient(tissue, t);
+            let norm = f_mat.norm();
+            if norm > 1e-12 {
+                let a = tissue.deviatoric_compliance[t] / h2;
+                project(tissue, t, norm, &(f_mat / norm), a);
+            }
+            let f_mat = deformation_gradient(tissue, t);
+            let (f0, f1, f2) = (f_mat.column(0), f_mat.column(1), f_mat.column(2));
+            let cof = Matrix3::from_columns(&[f1.cross(&f2), f2.cross(&f0), f0.cross(&f1)]);
+            let c = f_mat.determinant() - tissue.hydrostatic_rest[t];
+            let a = tissue.hydrostatic_compliance[t] / h2;
+            project(tissue, t, c, &cof, a);
+        }
+
+        // Tool contact: push particles out of the sphere (hard, zero compliance).
+        contacts = 0;
+        for q in 0..tissue.positions_m.len() {
+            let w = tissue.inv_mass_per_kg[q];
+            if w <= 0.0 {
+                continue;
+            }
+            let d = tissue.positions_m[q] - center;
+            let d2 = d.norm_squared();
+            if d2 < r2 {
+                let dist = d2.sqrt();
+                let normal = if dist > 1e-12 { d / dist } else { Vector3::y() };
+                let depth = r - dist;
+                tissue.positions_m[q] += normal * depth;
+                // Reaction on the tool: the impulse that moved the particle, opposite.
+                impulse_sum -= normal * (depth / w / h);
+                contacts += 1;
+            }
+        }
+
+        // Velocities from positions, then damping.
+        for q in 0..tissue.positions_m.len() {
+            if tissue.inv_mass_per_kg[q] > 0.0 {
+                tissue.velocities_m_per_s[q] =
+                    (tissue.positions_m[q] - tissue.substep_start_m[q]) / h * damping;
+            }
+        }
+    }
+    tissue.last_tool_center_m = Some(tool.center_in_world_m);
+
+    if let Some(bad) = tissue
+        .positions_m
+        .iter()
+        .position(|p| !p.iter().all(|v| v.is_finite()))
+    {
+        tissue.positions_m.copy_from_slice(&tissue.last_good_m);
+        for v in tissue.velocities_m_per_s.iter_mut() {
+            *v = Vector3::zeros();
+        }
+        return Err(TissueError::NonFinite { particle: bad });
+    }
+    tissue.last_good_m.copy_from_slice(&tissue.positions_m);
+    Ok(StepResult {
+        // Total impulse over the tick divided by the tick length.
+        force_on_tool_n: impulse_sum / params.dt_s,
+        contacts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block() -> Tissue {
+        let mesh = TetMesh::block(
+            Vector3::new(-0.05, -0.0375, -0.05),
+            Vector3::new(0.05, 0.0, 0.05),
+            [8, 3, 8],
+        );
+        Tissue::new(&mesh, Material::LIVER, |p| p.y < -0.0374)
+    }
+
+    fn far_tool() -> SphereTool {
+        SphereTool {
+            center_in_world_m: Vector3::new(0.0, 0.2, 0.0),
+            radius_m: 0.012,
+        }
+    }
+
+    #[test]
+    fn rests_under_gravity_without_collapse() {
+        let mut t = block();
+        let v0 = t.volume_m3();
+        let p = StepParams::default();
+        for _ in 0..1000 {
+            step(&p, &mut t, &far_tool()).unwrap();
+        }
+        let v1 = t.volume_m3();
+        assert!((v1 - v0).abs() / v0 < 0.05, "volume changed {v0} -> {v1}");
+        let top_sag = t
+            .positions_m
+            .iter()
+            .map(|p| p.y)
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!(top_sag < 0.0 && top_sag > -0.01, "top at {top_sag}");
+    }
+
+    #[test]
+    fn pressing_gives_upward_force_that_grows_with_depth() {
+        let p = StepParams::default();
+        let mut forces = Vec::new();
+        for depth in [0.004, 0.008] {
+            let mut t = block();
+            let r = 0.012;
+            let mut tool = far_tool();
+            // Lower the tool slowly to the depth, then hold.
+            for i in 0..2500 {
+                let y = (r + 0.01 - i as f64 * 1e-5).max(r - depth);
+                tool.center_in_world_m = Vector3::new(0.0, y, 0.0);
+                step(&p, &mut t, &tool).unwrap();
+            }
+            let mut avg = Vector3::zeros();
+            for _ in 0..200 {
+                avg += step(&p, &mut t, &tool).unwrap().force_on_tool_n / 200.0;
+            }
+            assert!(avg.y > 0.0, "force should push the tool up: {avg:?}");
+            assert!(avg.x.abs() < 0.2 * avg.y && avg.z.abs() < 0.2 * avg.y);
+            forces.push(avg.y);
+        }
+        assert!(forces[1] > 1.5 * forces[0], "force not growing: {forces:?}");
+    }
+
+    #[test]
+    fn same_inputs_same_bits() {
+        let run = || {
+            let mut t = block();
+            let p = StepParams::default();
+            let mut out = Vec::new();
+            for i in 0..300 {
+                let tool = SphereTool {
+                    center_in_world_m: Vector3::new(0.0, 0.02 - i as f64 * 1e-4, 0.0),
+                    radius_m: 0.012,
+                };
+                let r = step(&p, &mut t, &tool).unwrap();
+                out.extend(r.force_on_tool_n.iter().map(|v| v.to_bits()));
+            }
+            out.extend(
+                t.positions_m
+                    .iter()
+                    .flat_map(|p| p.iter().map(|v| v.to_bits())),
+            );
+            out
+        };
+        assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn nan_tool_is_refused_and_nan_state_is_restored() {
+        let mut t = block();
+        let p = StepParams::default();
+        let mut tool = far_tool();
+        tool.center_in_world_m.x = f64::NAN;
+        assert_eq!(step(&p, &mut t, &tool), Err(TissueError::BadTool));
+        let before = t.positions_m.clone();
+        t.positions_m[5].x = f64::NAN;
+        let err = step(&p, &mut t, &far_tool()).unwrap_err();
+        assert!(matches!(err, TissueError::NonFinite { .. }));
+        // Restored to the last good state, the injected NaN included.
+        assert_eq!(t.positions_m, before);
+        step(&p, &mut t, &far_tool()).unwrap();
+    }
+}

@@ -1,0 +1,2 @@
+#[path = "it/render.rs"]
+mod render;
