@@ -1,0 +1,203 @@
+//! The `haptwin` binary as a user runs it: the demo and its JSON, the doctor, bad flags, and a
+//! clean stop on SIGTERM / SIGINT.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use haptwin::session::SessionLog;
+
+fn haptwin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_haptwin"))
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "haptwin failed: {}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn read_png_size(path: &Path) -> (u32, u32) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let reader = decoder.read_info().unwrap();
+    (reader.info().width, reader.info().height)
+}
+
+#[test]
+fn demo_json_has_the_promised_fields_and_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = haptwin()
+        .args(["demo", "--seconds", "2", "--json", "--fps", "5", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let j = json_of(&out);
+    assert_eq!(j["ticks"], 2000);
+    for key in ["seconds", "rate_hz", "peak_force_n", "telemetry_dropped", "frames_rendered"] {
+        assert!(j[key].is_number(), "{key} missing: {j}");
+    }
+    for key in ["p50", "p99", "p999", "max"] {
+        assert!(j["lateness_us"][key].is_number(), "lateness_us.{key} missing");
+    }
+    for key in ["p50", "p99", "max"] {
+        assert!(j["tick_work_us"][key].is_number(), "tick_work_us.{key} missing");
+    }
+    assert!(j["peak_force_n"].as_f64().unwrap() > 0.2, "the probe should feel the tissue");
+    assert_eq!(j["final_force_n"], serde_json::json!([0.0, 0.0, 0.0]));
+    // CI installs lavapipe (scripts/install-deps.sh): rendering must have happened.
+    assert_eq!(
+        j["render"]["status"], "rendered",
+        "no frames rendered ({}); run scripts/install-deps.sh for Mesa lavapipe",
+        j["render"]
+    );
+    assert!(j["frames_rendered"].as_u64().unwrap() >= 1);
+    let frames: Vec<_> = std::fs::read_dir(dir.path().join("frames"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(frames.len() as u64, j["frames_rendered"].as_u64().unwrap());
+    assert_eq!(read_png_size(&frames[0]), (640, 480));
+    let log = SessionLog::open(Path::new(j["log_path"].as_str().unwrap())).unwrap();
+    assert_eq!(log.records.len(), 2000);
+    assert!(log.damage.is_none() && log.end.is_some());
+}
+
+#[test]
+fn demo_without_vulkan_still_simulates_and_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_vulkan = |cmd: &mut Command| {
+        cmd.env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+            .env("VK_ICD_FILENAMES", "/nonexistent/icd.json");
+    };
+    let mut cmd = haptwin();
+    cmd.args(["demo", "--seconds", "0.5", "--json", "--out"]).arg(dir.path());
+    no_vulkan(&mut cmd);
+    let j = json_of(&cmd.output().unwrap());
+    assert_eq!(j["ticks"], 500);
+    assert_eq!(j["render"]["status"], "skipped");
+    assert!(j["render"]["reason"].as_str().unwrap().len() > 10, "{}", j["render"]);
+    assert_eq!(j["frames_rendered"], 0);
+    assert!(SessionLog::open(Path::new(j["log_path"].as_str().unwrap())).is_ok());
+
+    let mut cmd = haptwin();
+    cmd.args(["demo", "--seconds", "0.5", "--require-render", "--out"])
+        .arg(dir.path());
+    no_vulkan(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--require-render"), "{err}");
+}
+
+#[test]
+fn bad_flags_and_values_fail_with_a_message() {
+    for args in [
+        &["demo", "--bogus"][..],
+        &["demo", "--seconds", "abc"],
+        &["demo", "--seconds", "-1"],
+        &["demo", "--seconds", "0"],
+        &["demo", "--fps", "100000"],
+        &["demo", "--require-render", "--no-render"],
+        &["frobnicate"],
+        &["doctor", "--timer-seconds", "nan"],
+    ] {
+        let out = haptwin().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?} should be a usage error");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn missing_log_is_a_clear_error() {
+    let out = haptwin().args(["log", "/nonexistent/x.htlog"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/x.htlog"), "{err}");
+}
+
+fn stop_with(signal: i32) {
+    let dir = tempfile::tempdir().unwrap();
+    let child = haptwin()
+        .args(["demo", "--seconds", "60", "--no-render", "--no-realtime", "--json", "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log_path = dir.path().join("session.htlog");
+    // Wait until ticks are being recorded (the log grows past its header).
+    let start = Instant::now();
+    while std::fs::metadata(&log_path).map_or(0, |m| m.len()) < 20_000 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the demo never started recording");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let j = json_of(&out);
+    assert_eq!(j["stop_reason"], "interrupted");
+    assert_eq!(j["final_force_n"], serde_json::json!([0.0, 0.0, 0.0]));
+    assert!(j["ticks"].as_u64().unwrap() < 60_000);
+    let log = SessionLog::open(&log_path).unwrap();
+    assert!(log.damage.is_none());
+    assert_eq!(log.end.as_ref().unwrap().stop_reason, "interrupted");
+    assert_eq!(log.records.len() as u64, j["ticks"].as_u64().unwrap());
+    let last = log.records.last().unwrap();
+    assert_eq!(last.force_out_n, [0.0; 3]);
+    assert_ne!(last.flags & haptwin::bus::tick_flags::STOPPING, 0);
+}
+
+#[test]
+fn sigterm_zeroes_force_flushes_the_log_and_exits_cleanly() {
+    stop_with(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_zeroes_force_flushes_the_log_and_exits_cleanly() {
+    stop_with(libc::SIGINT);
+}
+
+#[test]
+fn doctor_reports_vulkan_timer_and_the_rest() {
+    let out = haptwin()
+        .args(["doctor", "--json", "--timer-seconds", "0.5"])
+        .output()
+        .unwrap();
+    let j = json_of(&out);
+    assert_eq!(j["timer"]["ticks"], 500);
+    assert!(j["timer"]["lateness_us"]["p99"].is_number());
+    assert!(
+        !j["vulkan"]["devices"].as_array().unwrap().is_empty(),
+        "no Vulkan device: run scripts/install-deps.sh ({})",
+        j["vulkan"]
+    );
+    // No OpenXR runtime here: it must say why rather than be silent.
+    assert!(j["openxr"]["runtime"].is_string() || j["openxr"]["error"].is_string());
+    assert!(j["hid"]["devices"].is_array());
+    assert!(j["realtime"]["sched_fifo"]["status"].is_string());
+}
+
+#[test]
+fn no_arguments_runs_the_demo_and_says_where_outputs_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = haptwin()
+        .current_dir(dir.path())
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("out/demo/session.htlog"), "{text}");
+    assert!(text.contains("5000 ticks"), "{text}");
+    assert!(dir.path().join("out/demo/session.htlog").exists());
+}

@@ -1,0 +1,143 @@
+//! Safety on the haptic path: every fault drops the force to zero within one tick, on the real
+//! core (device, tissue, guard), with the simulated probe's fault injection.
+
+use haptwin::bus::{self, tick_flags, Command, TickRecord};
+use haptwin::demo::phantom_block;
+use haptwin::haptics::haptic_loop::{CoreConfig, HapticCore, SceneSnapshot};
+use haptwin::haptics::sim::{FaultPlan, Script, ScriptedProbe};
+
+/// Runs the palpation for `ticks` with `faults`, sending `commands` at the given ticks; returns
+/// every record and the forces the device received.
+fn run(ticks: u64, faults: FaultPlan, commands: &[(u64, Command)]) -> (Vec<TickRecord>, Vec<[f64; 3]>) {
+    let cfg = CoreConfig::default();
+    let tissue = phantom_block();
+    let (cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (publisher, _sub) =
+        bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
+    let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s).with_faults(faults);
+    let monitor = device.monitor();
+    let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
+    let mut records = Vec::new();
+    let mut written = Vec::new();
+    for t in 0..ticks {
+        for (at, c) in commands {
+            if *at == t {
+                cmd_tx.push(*c).unwrap();
+            }
+        }
+        records.push(core.tick());
+        written.push(monitor.last_force_n());
+    }
+    (records, written)
+}
+
+fn mag(f: [f64; 3]) -> f64 {
+    (f[0] * f[0] + f[1] * f[1] + f[2] * f[2]).sqrt()
+}
+
+/// Tick 2600 is in the middle of the slide, pressed 10 mm in: a firm contact force.
+const FAULT_AT: u64 = 2_600;
+
+#[test]
+fn contact_force_is_felt_before_any_fault() {
+    let (recs, written) = run(FAULT_AT + 1, FaultPlan::default(), &[]);
+    let f = written[FAULT_AT as usize];
+    assert!(mag(f) > 0.2, "expected a firm contact at tick {FAULT_AT}, got {f:?}");
+    assert!(f[1] > 0.0, "the tissue pushes the probe up: {f:?}");
+    // The hover phase before contact is force-free.
+    assert_eq!(mag(recs[100].force_out_n), 0.0);
+    // What the log says went out is what the device got.
+    assert_eq!(recs[FAULT_AT as usize].force_out_n, f);
+}
+
+#[test]
+fn garbage_report_zeroes_force_on_that_tick() {
+    let (recs, written) = run(
+        FAULT_AT + 20,
+        FaultPlan {
+            garbage: Some(FAULT_AT..FAULT_AT + 3),
+            ..FaultPlan::default()
+        },
+        &[],
+    );
+    assert!(mag(written[FAULT_AT as usize - 1]) > 0.2);
+    for t in FAULT_AT..FAULT_AT + 3 {
+        assert_eq!(written[t as usize], [0.0; 3], "tick {t}");
+        assert_ne!(recs[t as usize].flags & tick_flags::NON_FINITE, 0);
+    }
+    // Recovers (rising under the rate limit) once reports are good again.
+    assert!(mag(written[FAULT_AT as usize + 19]) > 0.0);
+}
+
+#[test]
+fn stall_zeroes_force_one_tick_after_the_stall_window() {
+    let stall_ticks = CoreConfig::default().stall_ticks as u64;
+    let (recs, written) = run(
+        FAULT_AT + 200,
+        FaultPlan {
+            stall: Some(FAULT_AT..FAULT_AT + 100),
+            ..FaultPlan::default()
+        },
+        &[],
+    );
+    // Within the stall window the last force is held (input may just be late)...
+    assert!(mag(written[(FAULT_AT + stall_ticks - 1) as usize]) > 0.0);
+    // ...and the first tick past it writes zero, and every tick until input returns.
+    for t in FAULT_AT + stall_ticks..FAULT_AT + 100 {
+        assert_eq!(written[t as usize], [0.0; 3], "tick {t}");
+        assert_ne!(recs[t as usize].flags & tick_flags::STALLED, 0, "tick {t}");
+    }
+    assert!(mag(written[(FAULT_AT + 199) as usize]) > 0.0);
+}
+
+#[test]
+fn disconnect_zeroes_force_on_that_tick_and_after() {
+    let (recs, written) = run(
+        FAULT_AT + 50,
+        FaultPlan {
+            disconnect_at: Some(FAULT_AT),
+            ..FaultPlan::default()
+        },
+        &[],
+    );
+    assert!(mag(written[FAULT_AT as usize - 1]) > 0.2);
+    for t in FAULT_AT..FAULT_AT + 50 {
+        assert_eq!(written[t as usize], [0.0; 3]);
+        assert_ne!(recs[t as usize].flags & tick_flags::DEVICE_FAULT, 0);
+    }
+}
+
+#[test]
+fn emergency_stop_zeroes_force_on_the_tick_it_is_taken() {
+    let (recs, written) = run(
+        FAULT_AT + 100,
+        FaultPlan::default(),
+        &[(FAULT_AT, Command::EmergencyStop), (FAULT_AT + 50, Command::Resume)],
+    );
+    assert!(mag(written[FAULT_AT as usize - 1]) > 0.2);
+    for t in FAULT_AT..FAULT_AT + 50 {
+        assert_eq!(written[t as usize], [0.0; 3]);
+        assert_ne!(recs[t as usize].flags & tick_flags::STOPPING, 0);
+    }
+    // After the release the force comes back, no faster than the rate limit allows.
+    let max_step = 2_000.0 * 1e-3 + 1e-9;
+    for t in FAULT_AT + 50..FAULT_AT + 100 {
+        let (a, b) = (written[t as usize - 1], written[t as usize]);
+        let step = mag([b[0] - a[0], b[1] - a[1], b[2] - a[2]]);
+        assert!(step <= max_step, "tick {t}: force jumped {step} N");
+    }
+    assert!(mag(written[(FAULT_AT + 99) as usize]) > 0.2);
+}
+
+#[test]
+fn force_never_exceeds_the_device_limit_and_replays_bit_for_bit() {
+    let (a, _) = run(5_000, FaultPlan::default(), &[]);
+    let (b, _) = run(5_000, FaultPlan::default(), &[]);
+    for (x, y) in a.iter().zip(&b) {
+        assert!(mag(x.force_out_n) <= 8.0 + 1e-12);
+        for k in 0..3 {
+            assert_eq!(x.force_out_n[k].to_bits(), y.force_out_n[k].to_bits(), "tick {}", x.tick);
+            assert_eq!(x.tool_pos_in_world_m[k].to_bits(), y.tool_pos_in_world_m[k].to_bits());
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! haptwin's integration tests: one binary, one module per area.
+//!
+//! The binary installs a counting global allocator ([`alloc_counter`]) so the real-time tests can
+//! prove that the haptic thread allocates nothing after start-up.
+
+mod alloc_counter;
+mod channels;
+mod cli;
+mod haptics;
+mod realtime;
+mod render;
+mod session_log;
