@@ -100,7 +100,7 @@ fn parse_fps(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .parse()
         .map_err(|_| format!("'{s}' is not a frame rate"))?;
-    if !(v >= 0.1 && v <= 240.0) {
+    if !(0.1..=240.0).contains(&v) {
         return Err(format!("{v} fps is out of range (0.1 to 240)"));
     }
     Ok(v)

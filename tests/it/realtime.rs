@@ -149,3 +149,200 @@ fn core_tick_allocates_nothing_under_faults() {
     assert_eq!(tel_rx.len(), 4);
     assert_eq!(tel_tx.dropped(), 12_000 - 4);
 }
+
+/// The haptic thread makes no system call but its deadline timer after start-up: no futex wait
+/// (a contended lock, a condition variable, a blocking channel), no write (logging), no
+/// mmap/brk (allocation). Proven with a seccomp filter on that thread, in a child process: any
+/// other system call raises SIGSYS and the child reports which and fails.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn haptic_thread_makes_no_syscall_but_the_timer() {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "realtime::seccomp_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("HAPTWIN_SECCOMP_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("seccomp-ok"),
+        "the haptic thread made a forbidden system call (status {}):\n{stderr}",
+        out.status
+    );
+}
+
+#[cfg(target_arch = "x86_64")]
+mod seccomp {
+    //! A tiny seccomp-BPF filter: allow the timer, exit, and writes to stderr; trap the rest.
+
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_TRAP: u32 = 0x0003_0000;
+    const RET_KILL_PROCESS: u32 = 0x8000_0000;
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+
+    fn stmt(code: u16, k: u32) -> libc::sock_filter {
+        libc::sock_filter { code, jt: 0, jf: 0, k }
+    }
+
+    fn jeq(k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+        libc::sock_filter {
+            code: JEQ_K,
+            jt,
+            jf,
+            k,
+        }
+    }
+
+    fn write_stderr(msg: &[u8]) {
+        // SAFETY: writing a valid buffer to fd 2.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    }
+
+    extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+        // si_syscall sits at byte 24 of siginfo_t for SIGSYS on x86_64 Linux.
+        // SAFETY: the kernel hands a valid siginfo_t for SIGSYS.
+        let nr = unsafe { *(info.cast::<u8>().add(24).cast::<i32>()) };
+        let mut buf = *b"forbidden syscall on the haptic thread: nr 000\n";
+        let digits = [(nr / 100) % 10, (nr / 10) % 10, nr % 10];
+        let n = buf.len();
+        for (i, d) in digits.iter().enumerate() {
+            buf[n - 4 + i] = b'0' + *d as u8;
+        }
+        write_stderr(&buf);
+        // SAFETY: ends the process at once, as intended.
+        unsafe { libc::_exit(86) };
+    }
+
+    /// Installs the SIGSYS reporter (process-wide).
+    pub fn install_reporter() {
+        // SAFETY: a zeroed sigaction with a valid handler and SA_SIGINFO.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_sigsys as usize;
+            sa.sa_flags = libc::SA_SIGINFO;
+            libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut());
+        }
+    }
+
+    /// Filters the calling thread. A plain `fn()` for the loop's `on_enter` hook.
+    pub fn install_filter() {
+        let allowed = [
+            libc::SYS_clock_nanosleep,
+            libc::SYS_clock_gettime,
+            libc::SYS_exit,
+            libc::SYS_exit_group,
+            libc::SYS_rt_sigreturn,
+        ];
+        let mut prog = [stmt(0, 0); 16];
+        let mut n = 0;
+        let mut push = |f| {
+            prog[n] = f;
+            n += 1;
+        };
+        push(stmt(LD_W_ABS, 4)); // arch
+        push(jeq(AUDIT_ARCH_X86_64, 1, 0));
+        push(stmt(RET_K, RET_KILL_PROCESS));
+        push(stmt(LD_W_ABS, 0)); // syscall number
+        // Each allowed number jumps to the ALLOW at the end.
+        let tail = allowed.len() as u8 + 5; // instructions after the first jeq up to ALLOW
+        for (i, nr) in allowed.iter().enumerate() {
+            push(jeq(*nr as u32, tail - 1 - i as u8, 0));
+        }
+        push(jeq(libc::SYS_write as u32, 1, 0));
+        push(stmt(RET_K, RET_TRAP));
+        push(stmt(LD_W_ABS, 16)); // write's fd (low word of args[0])
+        push(jeq(2, 1, 0));
+        push(stmt(RET_K, RET_TRAP));
+        push(stmt(RET_K, RET_ALLOW));
+        let fprog = libc::sock_fprog {
+            len: n as u16,
+            filter: prog.as_mut_ptr(),
+        };
+        // SAFETY: prctl with a valid filter program that outlives the call (the kernel copies it).
+        let ok = unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                && libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &fprog as *const libc::sock_fprog,
+                ) == 0
+        };
+        if !ok {
+            write_stderr(b"seccomp filter could not be installed\n");
+            // SAFETY: ends the process at once.
+            unsafe { libc::_exit(77) };
+        }
+    }
+
+    /// The loop's `on_exit` hook: report and end the child before anything else runs.
+    pub fn report_ok() {
+        write_stderr(b"seccomp-ok\n");
+        // SAFETY: ends the process at once, as intended.
+        unsafe { libc::_exit(0) };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+#[ignore = "runs in a child process of haptic_thread_makes_no_syscall_but_the_timer"]
+fn seccomp_child() {
+    assert!(
+        std::env::var_os("HAPTWIN_SECCOMP_CHILD").is_some(),
+        "run through haptic_thread_makes_no_syscall_but_the_timer"
+    );
+    seccomp::install_reporter();
+    let cfg = CoreConfig::default();
+    let tissue = phantom_block();
+    let (tel_tx, tel_rx) = bus::queue::<TickRecord>(1024);
+    let (cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (publisher, mut subscriber) =
+        bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
+    let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s).with_faults(FaultPlan {
+        stall: Some(3_000..3_050),
+        garbage: Some(4_000..4_010),
+        disconnect_at: None,
+    });
+    let core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
+    let haptic = haptic_loop::spawn(
+        core,
+        tel_tx,
+        LoopConfig {
+            max_ticks: Some(6_000),
+            realtime_priority: None,
+            realtime_hooks: RealtimeHooks {
+                on_enter: Some(seccomp::install_filter),
+                on_exit: Some(seccomp::report_ok),
+            },
+            ..LoopConfig::default()
+        },
+    )
+    .unwrap();
+    // Drain telemetry and snapshots, and send commands, as the other threads would; contention
+    // on the channels is what would make a lock wait.
+    let mut n = 0u64;
+    loop {
+        while tel_rx.pop().is_some() {
+            n += 1;
+        }
+        subscriber.update();
+        if n > 2_000 && n < 2_100 {
+            let _ = cmd_tx.push(Command::EmergencyStop);
+            let _ = cmd_tx.push(Command::Resume);
+        }
+        if haptic.is_finished() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    // Reaching here means the loop ended without its on_exit hook ending the process.
+    panic!("the haptic loop ended without reporting");
+}

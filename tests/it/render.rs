@@ -290,6 +290,24 @@ fn moving_tool_changes_frames_and_stays_clean() {
 }
 
 #[test]
+fn tissue_buffers_grow_and_renderer_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<HeadlessRenderer>();
+    let mut r = renderer(160, 120);
+    let cam = Camera::default_for_block();
+    for n in [2, 30, 4] {
+        let (pos, tris) = tissue_block(n);
+        let img = r
+            .render(&scene(&pos, &tris, [0.03, 0.02, 0.03], [0.0; 3]), &cam)
+            .expect("render");
+        let c = pixel_at(&img, r.project(&cam, [0.0, 0.0, 0.0]).unwrap());
+        assert!(is_tissue(c), "{n}x{n} block: centre is {c:?}");
+    }
+    assert_clean(&r, "after growing the tissue buffers");
+    assert!(r.finish().is_clean());
+}
+
+#[test]
 fn built_spirv_passes_spirv_val() {
     assert!(
         SHADER_SPIRV.iter().any(|(n, _)| *n == "mesh"),
