@@ -39,7 +39,7 @@ pub struct ValidationReport {
     pub errors: u32,
     /// Number of warning messages.
     pub warnings: u32,
-    /// The first [`MAX_KEPT_MESSAGES`] warning/error messages, prefixed with their severity.
+    /// The first 20 warning/error messages, prefixed with their severity.
     pub messages: Vec<String>,
 }
 

@@ -1,2 +1,0 @@
-#[path = "it/render.rs"]
-mod render;
