@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 use haptwin::demo::{self, DemoOptions, DemoReport, RenderStatus};
 use haptwin::doctor;
+use haptwin::haptics::rt::RealtimeStatus;
 use haptwin::session::SessionLog;
 
 #[derive(Parser, Debug)]
@@ -208,10 +209,15 @@ fn print_demo(r: &DemoReport) {
         "  tick work p50 {} us, p99 {} us, max {} us",
         r.tick_work_us.p50, r.tick_work_us.p99, r.tick_work_us.max
     );
-    println!(
-        "  real-time scheduling: {}",
-        serde_json::to_string(&r.realtime).unwrap_or_default()
-    );
+    match &r.realtime {
+        RealtimeStatus::Granted { priority } => {
+            println!("  real-time scheduling: SCHED_FIFO priority {priority}")
+        }
+        RealtimeStatus::Refused { reason } => println!(
+            "  real-time scheduling: REFUSED, the haptic thread ran under the normal scheduler: {reason}"
+        ),
+        RealtimeStatus::NotRequested => println!("  real-time scheduling: not requested"),
+    }
     println!(
         "  tissue: {} particles, {} tets; peak force {:.3} N; final force {:?} N",
         r.tissue.particles, r.tissue.tets, r.peak_force_n, r.final_force_n
