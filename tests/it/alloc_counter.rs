@@ -82,5 +82,9 @@ fn the_counter_sees_allocations_of_armed_threads_only() {
     let v: Vec<u8> = Vec::with_capacity(10);
     disarm();
     drop(v);
-    assert_eq!(violations(), before + 1, "the counting allocator must see an armed allocation");
+    assert_eq!(
+        violations(),
+        before + 1,
+        "the counting allocator must see an armed allocation"
+    );
 }

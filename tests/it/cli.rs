@@ -42,16 +42,31 @@ fn demo_json_has_the_promised_fields_and_outputs() {
         .unwrap();
     let j = json_of(&out);
     assert_eq!(j["ticks"], 2000);
-    for key in ["seconds", "rate_hz", "peak_force_n", "telemetry_dropped", "frames_rendered"] {
+    for key in [
+        "seconds",
+        "rate_hz",
+        "peak_force_n",
+        "telemetry_dropped",
+        "frames_rendered",
+    ] {
         assert!(j[key].is_number(), "{key} missing: {j}");
     }
     for key in ["p50", "p99", "p999", "max"] {
-        assert!(j["lateness_us"][key].is_number(), "lateness_us.{key} missing");
+        assert!(
+            j["lateness_us"][key].is_number(),
+            "lateness_us.{key} missing"
+        );
     }
     for key in ["p50", "p99", "max"] {
-        assert!(j["tick_work_us"][key].is_number(), "tick_work_us.{key} missing");
+        assert!(
+            j["tick_work_us"][key].is_number(),
+            "tick_work_us.{key} missing"
+        );
     }
-    assert!(j["peak_force_n"].as_f64().unwrap() > 0.2, "the probe should feel the tissue");
+    assert!(
+        j["peak_force_n"].as_f64().unwrap() > 0.2,
+        "the probe should feel the tissue"
+    );
     assert_eq!(j["final_force_n"], serde_json::json!([0.0, 0.0, 0.0]));
     // CI installs lavapipe (scripts/install-deps.sh): rendering must have happened.
     assert_eq!(
@@ -79,12 +94,17 @@ fn demo_without_vulkan_still_simulates_and_records() {
             .env("VK_ICD_FILENAMES", "/nonexistent/icd.json");
     };
     let mut cmd = haptwin();
-    cmd.args(["demo", "--seconds", "0.5", "--json", "--out"]).arg(dir.path());
+    cmd.args(["demo", "--seconds", "0.5", "--json", "--out"])
+        .arg(dir.path());
     no_vulkan(&mut cmd);
     let j = json_of(&cmd.output().unwrap());
     assert_eq!(j["ticks"], 500);
     assert_eq!(j["render"]["status"], "skipped");
-    assert!(j["render"]["reason"].as_str().unwrap().len() > 10, "{}", j["render"]);
+    assert!(
+        j["render"]["reason"].as_str().unwrap().len() > 10,
+        "{}",
+        j["render"]
+    );
     assert_eq!(j["frames_rendered"], 0);
     assert!(SessionLog::open(Path::new(j["log_path"].as_str().unwrap())).is_ok());
 
@@ -111,7 +131,11 @@ fn bad_flags_and_values_fail_with_a_message() {
         &["doctor", "--timer-seconds", "nan"],
     ] {
         let out = haptwin().args(args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?} should be a usage error");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} should be a usage error"
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("error"), "{args:?}: {err}");
     }
@@ -119,7 +143,10 @@ fn bad_flags_and_values_fail_with_a_message() {
 
 #[test]
 fn missing_log_is_a_clear_error() {
-    let out = haptwin().args(["log", "/nonexistent/x.htlog"]).output().unwrap();
+    let out = haptwin()
+        .args(["log", "/nonexistent/x.htlog"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/x.htlog"), "{err}");
@@ -128,7 +155,15 @@ fn missing_log_is_a_clear_error() {
 fn stop_with(signal: i32) {
     let dir = tempfile::tempdir().unwrap();
     let child = haptwin()
-        .args(["demo", "--seconds", "60", "--no-render", "--no-realtime", "--json", "--out"])
+        .args([
+            "demo",
+            "--seconds",
+            "60",
+            "--no-render",
+            "--no-realtime",
+            "--json",
+            "--out",
+        ])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -138,7 +173,10 @@ fn stop_with(signal: i32) {
     // Wait until ticks are being recorded (the log grows past its header).
     let start = Instant::now();
     while std::fs::metadata(&log_path).map_or(0, |m| m.len()) < 20_000 {
-        assert!(start.elapsed() < Duration::from_secs(60), "the demo never started recording");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the demo never started recording"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // SAFETY: sending a signal to our own child process.
@@ -195,7 +233,11 @@ fn no_arguments_runs_the_demo_and_says_where_outputs_went() {
         .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("out/demo/session.htlog"), "{text}");
     assert!(text.contains("5000 ticks"), "{text}");

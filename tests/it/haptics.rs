@@ -8,7 +8,11 @@ use haptwin::haptics::sim::{FaultPlan, Script, ScriptedProbe};
 
 /// Runs the palpation for `ticks` with `faults`, sending `commands` at the given ticks; returns
 /// every record and the forces the device received.
-fn run(ticks: u64, faults: FaultPlan, commands: &[(u64, Command)]) -> (Vec<TickRecord>, Vec<[f64; 3]>) {
+fn run(
+    ticks: u64,
+    faults: FaultPlan,
+    commands: &[(u64, Command)],
+) -> (Vec<TickRecord>, Vec<[f64; 3]>) {
     let cfg = CoreConfig::default();
     let tissue = phantom_block();
     let (cmd_tx, cmd_rx) = bus::queue::<Command>(16);
@@ -42,7 +46,10 @@ const FAULT_AT: u64 = 2_600;
 fn contact_force_is_felt_before_any_fault() {
     let (recs, written) = run(FAULT_AT + 1, FaultPlan::default(), &[]);
     let f = written[FAULT_AT as usize];
-    assert!(mag(f) > 0.2, "expected a firm contact at tick {FAULT_AT}, got {f:?}");
+    assert!(
+        mag(f) > 0.2,
+        "expected a firm contact at tick {FAULT_AT}, got {f:?}"
+    );
     assert!(f[1] > 0.0, "the tissue pushes the probe up: {f:?}");
     // The hover phase before contact is force-free.
     assert_eq!(mag(recs[100].force_out_n), 0.0);
@@ -112,7 +119,10 @@ fn emergency_stop_zeroes_force_on_the_tick_it_is_taken() {
     let (recs, written) = run(
         FAULT_AT + 100,
         FaultPlan::default(),
-        &[(FAULT_AT, Command::EmergencyStop), (FAULT_AT + 50, Command::Resume)],
+        &[
+            (FAULT_AT, Command::EmergencyStop),
+            (FAULT_AT + 50, Command::Resume),
+        ],
     );
     assert!(mag(written[FAULT_AT as usize - 1]) > 0.2);
     for t in FAULT_AT..FAULT_AT + 50 {
@@ -136,8 +146,16 @@ fn force_never_exceeds_the_device_limit_and_replays_bit_for_bit() {
     for (x, y) in a.iter().zip(&b) {
         assert!(mag(x.force_out_n) <= 8.0 + 1e-12);
         for k in 0..3 {
-            assert_eq!(x.force_out_n[k].to_bits(), y.force_out_n[k].to_bits(), "tick {}", x.tick);
-            assert_eq!(x.tool_pos_in_world_m[k].to_bits(), y.tool_pos_in_world_m[k].to_bits());
+            assert_eq!(
+                x.force_out_n[k].to_bits(),
+                y.force_out_n[k].to_bits(),
+                "tick {}",
+                x.tick
+            );
+            assert_eq!(
+                x.tool_pos_in_world_m[k].to_bits(),
+                y.tool_pos_in_world_m[k].to_bits()
+            );
         }
     }
 }

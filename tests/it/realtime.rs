@@ -96,7 +96,10 @@ fn haptic_thread_allocates_nothing_over_10500_ticks() {
     );
     assert_eq!(report.ticks, TICKS);
     assert_eq!(report.lateness_ns.count(), TICKS);
-    assert!(snapshots_seen > 100, "the reader saw {snapshots_seen} snapshots");
+    assert!(
+        snapshots_seen > 100,
+        "the reader saw {snapshots_seen} snapshots"
+    );
     assert!(
         monitor.nonzero_writes() > 1000,
         "the probe should have felt the tissue: {} non-zero writes",
@@ -190,7 +193,12 @@ mod seccomp {
     const RET_K: u16 = 0x06;
 
     fn stmt(code: u16, k: u32) -> libc::sock_filter {
-        libc::sock_filter { code, jt: 0, jf: 0, k }
+        libc::sock_filter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        }
     }
 
     fn jeq(k: u32, jt: u8, jf: u8) -> libc::sock_filter {
@@ -207,7 +215,11 @@ mod seccomp {
         unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
     }
 
-    extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    extern "C" fn on_sigsys(
+        _sig: libc::c_int,
+        info: *mut libc::siginfo_t,
+        _ctx: *mut libc::c_void,
+    ) {
         // si_syscall sits at byte 24 of siginfo_t for SIGSYS on x86_64 Linux.
         // SAFETY: the kernel hands a valid siginfo_t for SIGSYS.
         let nr = unsafe { *(info.cast::<u8>().add(24).cast::<i32>()) };
@@ -227,7 +239,7 @@ mod seccomp {
         // SAFETY: a zeroed sigaction with a valid handler and SA_SIGINFO.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_sigsys as usize;
+            sa.sa_sigaction = on_sigsys as *const () as usize;
             sa.sa_flags = libc::SA_SIGINFO;
             libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut());
         }
@@ -252,7 +264,7 @@ mod seccomp {
         push(jeq(AUDIT_ARCH_X86_64, 1, 0));
         push(stmt(RET_K, RET_KILL_PROCESS));
         push(stmt(LD_W_ABS, 0)); // syscall number
-        // Each allowed number jumps to the ALLOW at the end.
+                                 // Each allowed number jumps to the ALLOW at the end.
         let tail = allowed.len() as u8 + 5; // instructions after the first jeq up to ALLOW
         for (i, nr) in allowed.iter().enumerate() {
             push(jeq(*nr as u32, tail - 1 - i as u8, 0));

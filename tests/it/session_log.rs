@@ -85,7 +85,10 @@ fn foreign_and_future_files_are_refused_by_name() {
     future.extend_from_slice(&99u16.to_le_bytes());
     future.extend_from_slice(&[0; 6]);
     let err = SessionLog::parse(Path::new("future.htlog"), &future).unwrap_err();
-    assert!(matches!(err, LogError::UnsupportedVersion { found: 99, .. }), "{err}");
+    assert!(
+        matches!(err, LogError::UnsupportedVersion { found: 99, .. }),
+        "{err}"
+    );
 
     let err = SessionLog::open(Path::new("/nonexistent/session.htlog")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/session.htlog"));
