@@ -723,39 +723,47 @@ impl HeadlessRenderer {
         Ok(())
     }
 
-    /// Makes host writes visible when the memory is not host-coherent (dedicated allocations
-    /// start at offset 0, so the whole range is valid to flush).
+    /// Makes host writes visible to the GPU when the memory is not host-coherent.
     fn flush(&self, b: &GpuBuffer) -> Result<(), RenderError> {
-        let Some(a) = &b.alloc else { return Ok(()) };
+        match &b.alloc {
+            Some(a) => self.sync_mapped(a, true),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes GPU writes visible to the host when the memory is not host-coherent.
+    fn invalidate(&self, a: &Allocation) -> Result<(), RenderError> {
+        self.sync_mapped(a, false)
+    }
+
+    /// Flushes (`to_gpu`) or invalidates a whole mapped allocation unless it is host-coherent.
+    /// Dedicated allocations start at offset 0, so the whole range is valid.
+    fn sync_mapped(&self, a: &Allocation, to_gpu: bool) -> Result<(), RenderError> {
         if a.memory_properties()
             .contains(vk::MemoryPropertyFlags::HOST_COHERENT)
         {
             return Ok(());
         }
-        // SAFETY: the memory is mapped (host-visible allocation) and not in use by the GPU.
+        // SAFETY: the memory is mapped (host-visible allocation) and the GPU is not using it
+        // (before submit when flushing, after the fence wait when invalidating).
         let range = [vk::MappedMemoryRange::default()
             .memory(unsafe { a.memory() })
             .offset(0)
             .size(vk::WHOLE_SIZE)];
         // SAFETY: as above; `range` covers a mapped dedicated allocation.
-        unsafe { self.ctx.device.flush_mapped_memory_ranges(&range) }
-            .map_err(RenderError::vk("vkFlushMappedMemoryRanges"))
-    }
-
-    fn invalidate(&self, a: &Allocation) -> Result<(), RenderError> {
-        if a.memory_properties()
-            .contains(vk::MemoryPropertyFlags::HOST_COHERENT)
-        {
-            return Ok(());
+        unsafe {
+            if to_gpu {
+                self.ctx
+                    .device
+                    .flush_mapped_memory_ranges(&range)
+                    .map_err(RenderError::vk("vkFlushMappedMemoryRanges"))
+            } else {
+                self.ctx
+                    .device
+                    .invalidate_mapped_memory_ranges(&range)
+                    .map_err(RenderError::vk("vkInvalidateMappedMemoryRanges"))
+            }
         }
-        // SAFETY: the memory is mapped and the GPU finished writing it (fence waited).
-        let range = [vk::MappedMemoryRange::default()
-            .memory(unsafe { a.memory() })
-            .offset(0)
-            .size(vk::WHOLE_SIZE)];
-        // SAFETY: as above.
-        unsafe { self.ctx.device.invalidate_mapped_memory_ranges(&range) }
-            .map_err(RenderError::vk("vkInvalidateMappedMemoryRanges"))
     }
 
     fn create_pipeline(&mut self) -> Result<(), RenderError> {
