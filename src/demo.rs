@@ -19,7 +19,7 @@ use crate::haptics::haptic_loop::{self, CoreConfig, HapticCore, LoopConfig, Scen
 use crate::haptics::rt::RealtimeStatus;
 use crate::haptics::sim::{Script, ScriptedProbe};
 use crate::render::{Camera, RenderOptions};
-use crate::render_loop::{self, RenderLoopConfig, RenderLoopReport};
+use crate::render_loop::{self, RenderLoopConfig, RenderLoopReport, ValidationSummary};
 use crate::session::{self, LogHeader};
 use crate::stats::LatencySummaryUs;
 use crate::tissue::{Material, TetMesh, Tissue};
@@ -94,6 +94,8 @@ pub enum RenderStatus {
         device: String,
         frames_dir: Option<PathBuf>,
         frame_ms: Option<LatencySummaryUs>,
+        /// Validation-layer findings (with `--validation`).
+        validation: Option<ValidationSummary>,
         note: Option<String>,
     },
     /// Rendering was skipped, and why.
@@ -318,6 +320,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: &AtomicBool) -> Result<DemoReport
                 device: device.clone(),
                 frames_dir: r.frames_dir.clone(),
                 frame_ms: r.frame_ms,
+                validation: r.validation.clone(),
                 note: r.skipped.clone(),
             },
             Some(device) => RenderStatus::Skipped {

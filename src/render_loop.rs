@@ -156,14 +156,14 @@ fn render_loop(
         thread::sleep(Duration::from_millis(2));
     }
     if frame_ns.count() > 0 {
-        // Reported in milliseconds, with the same percentile fields.
-        let us = LatencySummaryUs::of(&frame_ns);
+        // Reported in milliseconds (3 decimals), with the same percentile fields.
+        let ms = |ns: f64| (ns / 1e3).round() / 1e3;
         report.frame_ms = Some(LatencySummaryUs {
-            p50: us.p50 / 1000.0,
-            p99: us.p99 / 1000.0,
-            p999: us.p999 / 1000.0,
-            max: us.max / 1000.0,
-            mean: us.mean / 1000.0,
+            p50: ms(frame_ns.quantile(0.50) as f64),
+            p99: ms(frame_ns.quantile(0.99) as f64),
+            p999: ms(frame_ns.quantile(0.999) as f64),
+            max: ms(frame_ns.max() as f64),
+            mean: ms(frame_ns.mean()),
         });
     }
     let v = renderer.validation();

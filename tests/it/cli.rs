@@ -36,7 +36,16 @@ fn read_png_size(path: &Path) -> (u32, u32) {
 fn demo_json_has_the_promised_fields_and_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let out = haptwin()
-        .args(["demo", "--seconds", "2", "--json", "--fps", "5", "--out"])
+        .args([
+            "demo",
+            "--seconds",
+            "2",
+            "--json",
+            "--fps",
+            "5",
+            "--validation",
+            "--out",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -75,6 +84,10 @@ fn demo_json_has_the_promised_fields_and_outputs() {
         j["render"]
     );
     assert!(j["frames_rendered"].as_u64().unwrap() >= 1);
+    // The validation layers watched every frame of the real demo scene and found nothing.
+    let v = &j["render"]["validation"];
+    assert_eq!(v["errors"], 0, "validation errors: {v}");
+    assert_eq!(v["warnings"], 0, "validation warnings: {v}");
     let frames: Vec<_> = std::fs::read_dir(dir.path().join("frames"))
         .unwrap()
         .map(|e| e.unwrap().path())
