@@ -21,7 +21,7 @@ use crate::haptics::sim::{Script, ScriptedProbe};
 use crate::render::{Camera, RenderOptions};
 use crate::render_loop::{self, RenderLoopConfig, RenderLoopReport, ValidationSummary};
 use crate::session::{self, LogHeader};
-use crate::stats::LatencySummaryUs;
+use crate::stats::Percentiles;
 use crate::tissue::{Material, TetMesh, Tissue};
 
 /// Capacity of the telemetry queue: 16 s of ticks at 1 kHz before a drop.
@@ -93,7 +93,7 @@ pub enum RenderStatus {
     Rendered {
         device: String,
         frames_dir: Option<PathBuf>,
-        frame_ms: Option<LatencySummaryUs>,
+        frame_ms: Option<Percentiles>,
         /// Validation-layer findings (with `--validation`).
         validation: Option<ValidationSummary>,
         note: Option<String>,
@@ -340,8 +340,8 @@ pub fn run_demo(opts: &DemoOptions, interrupt: &AtomicBool) -> Result<DemoReport
         }
     }
 
-    let lat = LatencySummaryUs::of(&loop_report.lateness_ns);
-    let work = LatencySummaryUs::of(&loop_report.work_ns);
+    let lat = Percentiles::of_ns_in_us(&loop_report.lateness_ns);
+    let work = Percentiles::of_ns_in_us(&loop_report.work_ns);
     Ok(DemoReport {
         ticks: loop_report.ticks,
         seconds: loop_report.seconds,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::haptics::rt::{self, RealtimeStatus, Ticker};
 use crate::render;
-use crate::stats::{Histogram, LatencySummaryUs};
+use crate::stats::{Histogram, Percentiles};
 
 /// One Vulkan device.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -72,7 +72,7 @@ pub struct TimerProbe {
     pub ticks: u64,
     pub period_us: f64,
     pub spin_us: f64,
-    pub lateness_us: LatencySummaryUs,
+    pub lateness_us: Percentiles,
     pub overruns: u64,
     pub realtime: RealtimeStatus,
 }
@@ -233,7 +233,7 @@ pub fn probe_timer(duration: Duration, period_ns: u64, spin_ns: u64, realtime: b
                 ticks,
                 period_us: period_ns as f64 / 1000.0,
                 spin_us: spin_ns as f64 / 1000.0,
-                lateness_us: LatencySummaryUs::of(&h),
+                lateness_us: Percentiles::of_ns_in_us(&h),
                 overruns: ticker.overruns(),
                 realtime: rt_status,
             }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::bus::Subscriber;
 use crate::haptics::haptic_loop::{SceneSnapshot, SurfaceTopology};
 use crate::render::{Camera, HeadlessRenderer, RenderOptions, RenderScene, ValidationReport};
-use crate::stats::{Histogram, LatencySummaryUs};
+use crate::stats::{Histogram, Percentiles};
 
 /// Settings of the render thread.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub struct RenderLoopReport {
     /// Where the frames went.
     pub frames_dir: Option<PathBuf>,
     /// Time per frame on the CPU side (record, submit, wait, read back), milliseconds.
-    pub frame_ms: Option<LatencySummaryUs>,
+    pub frame_ms: Option<Percentiles>,
     /// Validation-layer findings, when validation was on.
     pub validation: Option<ValidationSummary>,
 }
@@ -158,7 +158,7 @@ fn render_loop(
     if frame_ns.count() > 0 {
         // Reported in milliseconds (3 decimals), with the same percentile fields.
         let ms = |ns: f64| (ns / 1e3).round() / 1e3;
-        report.frame_ms = Some(LatencySummaryUs {
+        report.frame_ms = Some(Percentiles {
             p50: ms(frame_ns.quantile(0.50) as f64),
             p99: ms(frame_ns.quantile(0.99) as f64),
             p999: ms(frame_ns.quantile(0.999) as f64),

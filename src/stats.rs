@@ -143,9 +143,10 @@ impl Histogram {
     }
 }
 
-/// Percentiles of a histogram in microseconds, as reported by `demo --json` and `doctor --json`.
+/// Percentiles of a histogram, in the unit named by the field that holds them (`lateness_us`,
+/// `frame_ms`), as reported by `demo --json` and `doctor --json`.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct LatencySummaryUs {
+pub struct Percentiles {
     pub p50: f64,
     pub p99: f64,
     pub p999: f64,
@@ -153,9 +154,9 @@ pub struct LatencySummaryUs {
     pub mean: f64,
 }
 
-impl LatencySummaryUs {
-    /// Summarises `h` (nanoseconds) in microseconds.
-    pub fn of(h: &Histogram) -> Self {
+impl Percentiles {
+    /// Summarises `h` (nanoseconds) in microseconds, to 0.1 µs.
+    pub fn of_ns_in_us(h: &Histogram) -> Self {
         let us = |ns: u64| (ns as f64 / 1000.0 * 10.0).round() / 10.0;
         Self {
             p50: us(h.quantile(0.50)),
