@@ -3,7 +3,7 @@
 #   1. installs what the tests need (Mesa lavapipe, Vulkan loader and validation layers,
 #      spirv-tools) with scripts/install-deps.sh when something is missing;
 #   2. runs every test (unit, integration, doc) in release mode, as the haptic loop is meant to
-#      run.
+#      run, and prints the totals on the last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +13,12 @@ if [ ! -f /usr/share/vulkan/icd.d/lvp_icd.json ] \
     bash scripts/install-deps.sh
 fi
 
-cargo test --release "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --release "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -29,7 +29,8 @@ use crossbeam::queue::ArrayQueue;
 pub struct TickRecord {
     /// Tick index since the start of the session (simulation time = tick * dt).
     pub tick: u64,
-    /// Device stylus tip in the world frame, metres.
+    /// Device stylus tip in the world frame, metres, as the device reported it this tick (NaN
+    /// when it sent garbage; the previous value when it sent nothing, see `NO_INPUT`).
     pub device_pos_in_world_m: [f64; 3],
     /// Device button bits.
     pub device_buttons: u32,
@@ -63,6 +64,8 @@ pub mod tick_flags {
     pub const STOPPING: u32 = 1 << 5;
     /// The tick started more than one period late.
     pub const OVERRUN: u32 = 1 << 6;
+    /// The device delivered no sample this tick (the recorded device position is the last one).
+    pub const NO_INPUT: u32 = 1 << 7;
 }
 
 /// Commands from the control thread to the haptic thread.
@@ -101,6 +104,14 @@ impl<T> Clone for QueueTx<T> {
 }
 
 /// A bounded lock-free queue holding at most `capacity` values.
+///
+/// ```
+/// let (tx, rx) = haptwin::bus::queue::<u32>(1);
+/// assert_eq!(tx.push(7), Ok(()));
+/// assert_eq!(tx.push(8), Err(8)); // full: the value comes back, a drop is counted
+/// assert_eq!(tx.dropped(), 1);
+/// assert_eq!(rx.pop(), Some(7));
+/// ```
 ///
 /// # Panics
 /// If `capacity` is zero.
@@ -207,6 +218,15 @@ unsafe impl<T: Send> Send for Subscriber<T> {}
 ///
 /// Allocate everything a snapshot will ever need in `initial` (e.g. vectors of the final
 /// length): the publisher then writes in place and never allocates.
+///
+/// ```
+/// let (mut publisher, mut subscriber) = haptwin::bus::triple_buffer(vec![0.0f32; 3]);
+/// publisher.back_mut().copy_from_slice(&[1.0, 2.0, 3.0]); // in place, no allocation
+/// publisher.publish();
+/// assert!(subscriber.update());
+/// assert_eq!(subscriber.read(), &[1.0, 2.0, 3.0]);
+/// assert!(!subscriber.update()); // nothing newer yet
+/// ```
 pub fn triple_buffer<T: Clone>(initial: T) -> (Publisher<T>, Subscriber<T>) {
     let shared = Arc::new(TripleShared {
         slots: [

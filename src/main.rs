@@ -167,6 +167,9 @@ fn run() -> anyhow::Result<ExitCode> {
 fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let interrupt = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while the first is being handled ends the process at once (exit 1).
+        signal_hook::flag::register_conditional_shutdown(sig, 1, interrupt.clone())
+            .with_context(|| format!("installing the handler for signal {sig}"))?;
         signal_hook::flag::register(sig, interrupt.clone())
             .with_context(|| format!("installing the handler for signal {sig}"))?;
     }

@@ -13,6 +13,17 @@ const OCTAVES: usize = 64 - SUB_BITS as usize + 1;
 const BUCKETS: usize = OCTAVES * SUB_BUCKETS;
 
 /// A fixed-size histogram of durations in nanoseconds.
+///
+/// ```
+/// let mut h = haptwin::stats::Histogram::new();
+/// for ns in [1_000, 2_000, 3_000, 50_000] {
+///     h.record(ns);
+/// }
+/// assert_eq!(h.count(), 4);
+/// assert_eq!(h.max(), 50_000);
+/// let p50 = h.quantile(0.5) as f64;
+/// assert!((p50 - 2_000.0).abs() / 2_000.0 < 0.04); // within the 3 % resolution
+/// ```
 #[derive(Clone)]
 pub struct Histogram {
     counts: Box<[u64; BUCKETS]>,

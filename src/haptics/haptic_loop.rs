@@ -62,6 +62,8 @@ pub struct HapticCore {
     step_params: StepParams,
     tool_radius_m: f64,
     tool_center_m: Vector3<f64>,
+    /// The last device position reported (world frame), garbage included.
+    device_pos_m: Vector3<f64>,
     guard: ForceGuard,
     /// Low-pass filter coefficient for the contact force (0 = none, towards 1 = heavier).
     smoothing: f64,
@@ -129,6 +131,7 @@ impl HapticCore {
             step_params: config.step,
             tool_radius_m: config.tool_radius_m,
             tool_center_m: Vector3::new(0.0, 1.0, 0.0),
+            device_pos_m: Vector3::new(0.0, 1.0, 0.0),
             guard,
             smoothing,
             smoothed_force_n: Vector3::zeros(),
@@ -193,6 +196,7 @@ impl HapticCore {
         match self.device.read(self.tick) {
             Ok(Some(sample)) => {
                 let tip = self.device_to_world * Point3::from(sample.tip_in_device_m);
+                self.device_pos_m = tip.coords;
                 if tip.coords.iter().all(|v| v.is_finite()) {
                     self.tool_center_m = tip.coords;
                     self.last_buttons = sample.buttons;
@@ -203,8 +207,11 @@ impl HapticCore {
                     device_fault = true;
                 }
             }
-            Ok(None) => {}
-            Err(_) => device_fault = true,
+            Ok(None) => flags |= tick_flags::NO_INPUT,
+            Err(_) => {
+                flags |= tick_flags::NO_INPUT;
+                device_fault = true;
+            }
         }
 
         let tool = SphereTool {
@@ -268,10 +275,9 @@ impl HapticCore {
         ];
         self.snapshots.publish();
 
-        let device_pos = self.tool_center_m;
         let record = TickRecord {
             tick: self.tick,
-            device_pos_in_world_m: device_pos.into(),
+            device_pos_in_world_m: self.device_pos_m.into(),
             device_buttons: self.last_buttons,
             tool_pos_in_world_m: self.tool_center_m.into(),
             contact_force_n: if contact_n.iter().all(|v| v.is_finite()) {

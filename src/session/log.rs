@@ -366,6 +366,7 @@ pub fn summarize(log: &SessionLog) -> LogSummary {
         ("device_fault", tf::DEVICE_FAULT),
         ("stopping", tf::STOPPING),
         ("overrun", tf::OVERRUN),
+        ("no_input", tf::NO_INPUT),
     ];
     let mut counts = serde_json::Map::new();
     for (name, bit) in names {

@@ -71,6 +71,8 @@ fn garbage_report_zeroes_force_on_that_tick() {
     for t in FAULT_AT..FAULT_AT + 3 {
         assert_eq!(written[t as usize], [0.0; 3], "tick {t}");
         assert_ne!(recs[t as usize].flags & tick_flags::NON_FINITE, 0);
+        // The log keeps what the device really sent.
+        assert!(recs[t as usize].device_pos_in_world_m[1].is_nan());
     }
     // Recovers (rising under the rate limit) once reports are good again.
     assert!(mag(written[FAULT_AT as usize + 19]) > 0.0);
@@ -94,6 +96,13 @@ fn stall_zeroes_force_one_tick_after_the_stall_window() {
         assert_eq!(written[t as usize], [0.0; 3], "tick {t}");
         assert_ne!(recs[t as usize].flags & tick_flags::STALLED, 0, "tick {t}");
     }
+    for t in FAULT_AT..FAULT_AT + 100 {
+        assert_ne!(recs[t as usize].flags & tick_flags::NO_INPUT, 0, "tick {t}");
+    }
+    assert_eq!(
+        recs[(FAULT_AT + 100) as usize].flags & tick_flags::NO_INPUT,
+        0
+    );
     assert!(mag(written[(FAULT_AT + 199) as usize]) > 0.0);
 }
 
