@@ -47,6 +47,8 @@ pub struct HidDevice {
     pub path: String,
     /// Whether this user may open it for reading and writing.
     pub accessible: bool,
+    /// How to grant access, when it is not accessible.
+    pub fix: Option<String>,
 }
 
 /// What HID offers.
@@ -171,11 +173,22 @@ pub fn probe_hid() -> HidProbe {
                         .write(true)
                         .open(&path)
                         .is_ok();
+                    let fix = (!accessible).then(|| {
+                        format!(
+                            "add a udev rule, e.g. /etc/udev/rules.d/70-haptwin.rules: \
+                             KERNEL==\"hidraw*\", ATTRS{{idVendor}}==\"{:04x}\", \
+                             ATTRS{{idProduct}}==\"{:04x}\", MODE=\"0660\", TAG+=\"uaccess\"; \
+                             then 'sudo udevadm control --reload && sudo udevadm trigger' and replug",
+                            d.vendor_id(),
+                            d.product_id()
+                        )
+                    });
                     HidDevice {
                         vid_pid: format!("{:04x}:{:04x}", d.vendor_id(), d.product_id()),
                         product: d.product_string().map(str::to_string),
                         path,
                         accessible,
+                        fix,
                     }
                 })
                 .collect(),

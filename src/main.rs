@@ -212,15 +212,7 @@ fn print_demo(r: &DemoReport) {
         "  tick work p50 {} us, p99 {} us, max {} us",
         r.tick_work_us.p50, r.tick_work_us.p99, r.tick_work_us.max
     );
-    match &r.realtime {
-        RealtimeStatus::Granted { priority } => {
-            println!("  real-time scheduling: SCHED_FIFO priority {priority}")
-        }
-        RealtimeStatus::Refused { reason } => println!(
-            "  real-time scheduling: REFUSED, the haptic thread ran under the normal scheduler: {reason}"
-        ),
-        RealtimeStatus::NotRequested => println!("  real-time scheduling: not requested"),
-    }
+    println!("  real-time scheduling: {}", describe_realtime(&r.realtime));
     println!(
         "  tissue: {} particles, {} tets; peak force {:.3} N; final force {:?} N",
         r.tissue.particles, r.tissue.tets, r.peak_force_n, r.final_force_n
@@ -275,26 +267,31 @@ fn print_doctor(r: &doctor::DoctorReport) {
             println!("  HID: {} device(s)", r.hid.devices.len());
             for d in &r.hid.devices {
                 println!(
-                    "    - {} {} at {}{}",
+                    "    - {} {} at {}",
                     d.vid_pid,
                     d.product.as_deref().unwrap_or(""),
-                    d.path,
-                    if d.accessible {
-                        ""
-                    } else {
-                        " (no permission: see docs/haptics.md for the udev rule)"
-                    }
+                    d.path
                 );
+                if let Some(fix) = &d.fix {
+                    println!("      no permission to open it: {fix}");
+                }
             }
         }
     }
-    println!(
-        "  real-time: {}",
-        serde_json::to_string(&r.realtime.sched_fifo).unwrap_or_default()
-    );
+    println!("  real-time: {}", describe_realtime(&r.realtime.sched_fifo));
     let t = &r.timer;
     println!(
         "  bare timer ({} ticks of {} us, spin {} us): lateness p50 {} us, p99 {} us, p99.9 {} us, max {} us; overruns {}",
         t.ticks, t.period_us, t.spin_us, t.lateness_us.p50, t.lateness_us.p99, t.lateness_us.p999, t.lateness_us.max, t.overruns
     );
+}
+
+fn describe_realtime(status: &RealtimeStatus) -> String {
+    match status {
+        RealtimeStatus::Granted { priority } => format!("SCHED_FIFO priority {priority} granted"),
+        RealtimeStatus::Refused { reason } => {
+            format!("REFUSED, the haptic thread runs under the normal scheduler: {reason}")
+        }
+        RealtimeStatus::NotRequested => "not requested".into(),
+    }
 }
