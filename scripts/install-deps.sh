@@ -17,8 +17,13 @@ if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.
         sed 's/^Suites:.*/Suites: bookworm-backports/' /etc/apt/sources.list.d/debian.sources \
             | awk 'BEGIN{RS="";ORS="\n\n"} NR==1' \
             | $SUDO tee /etc/apt/sources.list.d/backports.sources >/dev/null
+    elif grep -qs '^deb ' /etc/apt/sources.list; then
+        # One-line style (a classic installer's /etc/apt/sources.list): reuse its first mirror.
+        mirror="$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)"
+        echo "deb $mirror bookworm-backports main" \
+            | $SUDO tee /etc/apt/sources.list.d/backports.list >/dev/null
     else
-        echo "install-deps: no /etc/apt/sources.list.d/debian.sources to derive backports from" >&2
+        echo "install-deps: found no Debian source (debian.sources or sources.list) to derive bookworm-backports from" >&2
         exit 1
     fi
 fi

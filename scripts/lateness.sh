@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 dir="${1:-out/lateness}"
 secs="${2:-5}"
 mkdir -p "$dir"
+if ! command -v python3 >/dev/null; then
+    echo "lateness.sh: needs python3 to print the table (apt-get install python3)" >&2
+    exit 1
+fi
 cargo build --release --quiet
 ./target/release/haptwin doctor --json --timer-seconds "$secs" > "$dir/doctor.json"
 ./target/release/haptwin demo --json --seconds "$secs" --out "$dir/demo" > "$dir/demo.json"

@@ -13,6 +13,12 @@ if [ ! -f /usr/share/vulkan/icd.d/lvp_icd.json ] \
     bash scripts/install-deps.sh
 fi
 
+# Render on lavapipe whatever GPU the machine has, so images and validation results are the
+# same everywhere (set VK_DRIVER_FILES yourself to test another driver).
+if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f /usr/share/vulkan/icd.d/lvp_icd.json ]; then
+    export VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json
+fi
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e

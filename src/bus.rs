@@ -2,9 +2,12 @@
 //!
 //! Three kinds of channel join the haptic thread to the rest of the program:
 //!
-//! - [`queue`]: a bounded multi-producer/multi-consumer queue (crossbeam's `ArrayQueue`) for
-//!   telemetry (haptic → recorder) and commands (control → haptic). [`QueueTx::push`] never
-//!   blocks: when the queue is full it counts a drop and hands the value back.
+//! - [`queue`]: a bounded single-producer/single-consumer ring (head and tail on their own cache
+//!   lines with crossbeam's `CachePadded`) for telemetry (haptic → recorder) and commands
+//!   (control → haptic). Both ends are wait-free; [`QueueTx::push`] never blocks: when the queue
+//!   is full it counts a drop and hands the value back. (A multi-producer queue such as
+//!   crossbeam's `ArrayQueue` was not used: its pop can spin on a producer preempted half-way
+//!   through a push, which a `SCHED_FIFO` thread must never do.)
 //! - [`triple_buffer`]: a single-producer/single-consumer triple buffer for snapshots
 //!   (haptic → render). The producer writes in place into its back buffer and publishes with
 //!   one atomic swap; the consumer always reads the newest complete snapshot. Neither side ever
@@ -12,14 +15,16 @@
 //!
 //! # Real-time contract
 //! After construction, `QueueTx::push`, `QueueRx::pop`, `Publisher::back_mut`,
-//! `Publisher::publish`, `Subscriber::update` and `Subscriber::read` neither allocate, lock nor
-//! make system calls. All storage is allocated when the channel is created.
+//! `Publisher::publish`, `Subscriber::update` and `Subscriber::read` are wait-free: they neither
+//! allocate, lock, spin on the other side nor make system calls. All storage is allocated when
+//! the channel is created.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crossbeam::queue::ArrayQueue;
+use crossbeam::utils::CachePadded;
 
 /// One haptic tick as it is recorded: what the simulation consumed and produced.
 ///
@@ -80,33 +85,74 @@ pub enum Command {
     Resume,
 }
 
-/// The sending half of a bounded lock-free queue.
-#[derive(Debug)]
-pub struct QueueTx<T> {
-    queue: Arc<ArrayQueue<T>>,
-    dropped: Arc<AtomicU64>,
+struct Ring<T> {
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    /// Next slot the consumer reads (only the consumer stores it).
+    head: CachePadded<AtomicUsize>,
+    /// Next slot the producer writes (only the producer stores it).
+    tail: CachePadded<AtomicUsize>,
+    dropped: AtomicU64,
 }
 
-/// The receiving half of a bounded lock-free queue.
-#[derive(Debug)]
-pub struct QueueRx<T> {
-    queue: Arc<ArrayQueue<T>>,
-    dropped: Arc<AtomicU64>,
-}
+// SAFETY: a slot is written only by the producer while it is outside [head, tail) and read only
+// by the consumer while it is inside; the Release store of `tail` (resp. `head`) publishes the
+// write (resp. frees the slot) and the Acquire load on the other side orders the access after it.
+unsafe impl<T: Send> Sync for Ring<T> {}
 
-impl<T> Clone for QueueTx<T> {
-    fn clone(&self) -> Self {
-        Self {
-            queue: self.queue.clone(),
-            dropped: self.dropped.clone(),
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        let (head, tail) = (*self.head.get_mut(), *self.tail.get_mut());
+        let cap = self.slots.len();
+        for i in head..tail {
+            // SAFETY: slots in [head, tail) hold initialised values nobody else will read.
+            unsafe { (*self.slots[i % cap].get()).assume_init_drop() };
         }
     }
 }
 
-/// A bounded lock-free queue holding at most `capacity` values.
+/// The producer half of a bounded single-producer/single-consumer queue.
+pub struct QueueTx<T> {
+    ring: Arc<Ring<T>>,
+}
+
+/// The consumer half of a bounded single-producer/single-consumer queue.
+pub struct QueueRx<T> {
+    ring: Arc<Ring<T>>,
+}
+
+// SAFETY: each half touches only the slots its side owns (see `Ring`); moving a half to another
+// thread is sound when `T` can be sent. Neither half is `Sync` or `Clone`, so each side has
+// exactly one user.
+unsafe impl<T: Send> Send for QueueTx<T> {}
+// SAFETY: as for `QueueTx`.
+unsafe impl<T: Send> Send for QueueRx<T> {}
+
+impl<T> std::fmt::Debug for QueueTx<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueTx")
+            .field("capacity", &self.ring.slots.len())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+impl<T> std::fmt::Debug for QueueRx<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueRx")
+            .field("capacity", &self.ring.slots.len())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// A bounded single-producer/single-consumer queue holding at most `capacity` values.
+///
+/// Both ends are wait-free: a push or a pop is a bounded number of instructions whatever the
+/// other side is doing (it may be preempted half-way, it does not matter), so a real-time
+/// thread on either end never spins, yields or sleeps on the other.
 ///
 /// ```
-/// let (tx, rx) = haptwin::bus::queue::<u32>(1);
+/// let (mut tx, mut rx) = haptwin::bus::queue::<u32>(1);
 /// assert_eq!(tx.push(7), Ok(()));
 /// assert_eq!(tx.push(8), Err(8)); // full: the value comes back, a drop is counted
 /// assert_eq!(tx.dropped(), 1);
@@ -116,53 +162,74 @@ impl<T> Clone for QueueTx<T> {
 /// # Panics
 /// If `capacity` is zero.
 pub fn queue<T>(capacity: usize) -> (QueueTx<T>, QueueRx<T>) {
-    let queue = Arc::new(ArrayQueue::new(capacity));
-    let dropped = Arc::new(AtomicU64::new(0));
-    (
-        QueueTx {
-            queue: queue.clone(),
-            dropped: dropped.clone(),
-        },
-        QueueRx { queue, dropped },
-    )
+    assert!(capacity > 0, "a queue needs room for one value");
+    let slots = (0..capacity)
+        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .collect();
+    let ring = Arc::new(Ring {
+        slots,
+        head: CachePadded::new(AtomicUsize::new(0)),
+        tail: CachePadded::new(AtomicUsize::new(0)),
+        dropped: AtomicU64::new(0),
+    });
+    (QueueTx { ring: ring.clone() }, QueueRx { ring })
 }
 
 impl<T> QueueTx<T> {
     /// Pushes `value`; when the queue is full, counts a drop and returns the value.
-    /// Never blocks, never allocates.
+    /// Wait-free; never allocates.
     #[inline]
-    pub fn push(&self, value: T) -> Result<(), T> {
-        self.queue.push(value).inspect_err(|_| {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        })
+    pub fn push(&mut self, value: T) -> Result<(), T> {
+        let ring = &*self.ring;
+        let tail = ring.tail.load(Ordering::Relaxed);
+        let head = ring.head.load(Ordering::Acquire);
+        if tail.wrapping_sub(head) == ring.slots.len() {
+            ring.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(value);
+        }
+        // SAFETY: the slot at `tail` is outside [head, tail): the consumer does not touch it.
+        unsafe { (*ring.slots[tail % ring.slots.len()].get()).write(value) };
+        ring.tail.store(tail.wrapping_add(1), Ordering::Release);
+        Ok(())
     }
 
     /// Values dropped so far because the queue was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.ring.dropped.load(Ordering::Relaxed)
     }
 }
 
 impl<T> QueueRx<T> {
-    /// Takes the oldest value, if any. Never blocks.
+    /// Takes the oldest value, if any. Wait-free.
     #[inline]
-    pub fn pop(&self) -> Option<T> {
-        self.queue.pop()
+    pub fn pop(&mut self) -> Option<T> {
+        let ring = &*self.ring;
+        let head = ring.head.load(Ordering::Relaxed);
+        let tail = ring.tail.load(Ordering::Acquire);
+        if head == tail {
+            return None;
+        }
+        // SAFETY: the slot at `head` is inside [head, tail): the producer wrote it and published
+        // it with the Release store of `tail` this thread acquired; it is read exactly once.
+        let value = unsafe { (*ring.slots[head % ring.slots.len()].get()).assume_init_read() };
+        ring.head.store(head.wrapping_add(1), Ordering::Release);
+        Some(value)
     }
 
     /// Values waiting.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        let tail = self.ring.tail.load(Ordering::Acquire);
+        tail.wrapping_sub(self.ring.head.load(Ordering::Relaxed))
     }
 
     /// Whether no value is waiting.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.len() == 0
     }
 
     /// Values dropped so far because the queue was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.ring.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -289,7 +356,7 @@ mod tests {
 
     #[test]
     fn full_queue_counts_a_drop_and_hands_the_value_back() {
-        let (tx, rx) = queue::<u32>(2);
+        let (mut tx, mut rx) = queue::<u32>(2);
         assert_eq!(tx.push(1), Ok(()));
         assert_eq!(tx.push(2), Ok(()));
         assert_eq!(tx.push(3), Err(3));
@@ -298,6 +365,29 @@ mod tests {
         assert_eq!(rx.pop(), Some(1));
         assert_eq!(rx.pop(), Some(2));
         assert_eq!(rx.pop(), None);
+    }
+
+    #[test]
+    fn wraps_around_and_drops_what_is_left() {
+        let (mut tx, mut rx) = queue::<Arc<u32>>(3);
+        let counted = Arc::new(5);
+        for round in 0..10 {
+            tx.push(counted.clone()).unwrap();
+            tx.push(counted.clone()).unwrap();
+            assert_eq!(rx.len(), 2, "round {round}");
+            assert_eq!(*rx.pop().unwrap(), 5);
+            assert_eq!(*rx.pop().unwrap(), 5);
+        }
+        tx.push(counted.clone()).unwrap();
+        tx.push(counted.clone()).unwrap();
+        assert_eq!(Arc::strong_count(&counted), 3);
+        drop(tx);
+        drop(rx);
+        assert_eq!(
+            Arc::strong_count(&counted),
+            1,
+            "values left in the queue are dropped"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! render thread, recorder thread, control on the calling thread), runs it for a number of
 //! ticks, and returns a [`DemoReport`]. A stop request (Ctrl-C / SIGTERM through `interrupt`)
 //! zeroes the force on the next tick, flushes and closes the log, and ends cleanly.
+//! `--require-render` is checked before anything is simulated.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -184,9 +185,13 @@ pub fn phantom_block() -> Tissue {
     Tissue::new(&mesh, Material::LIVER, |p| p.y <= min.y + 1e-9)
 }
 
-/// Runs the demo. `interrupt` is polled by the control loop; when set, the session stops
-/// cleanly (force zero, log closed).
-pub fn run_demo(opts: &DemoOptions, interrupt: &AtomicBool) -> Result<DemoReport, DemoError> {
+/// How long `--require-render` waits for Vulkan to be set up.
+pub const RENDER_SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs the demo. The haptic thread reads `interrupt` every tick; when it is set (e.g. by a
+/// SIGINT/SIGTERM handler), the next tick writes zero force and is the last, and the session
+/// closes cleanly (log flushed and closed, `stop_reason` `"interrupted"`).
+pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoReport, DemoError> {
     let frames_dir = opts.out_dir.join("frames");
     let mkdir = |p: &Path| {
         fs::create_dir_all(p).map_err(|source| DemoError::OutDir {
@@ -232,6 +237,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: &AtomicBool) -> Result<DemoReport
             "density_kg_per_m3": Material::LIVER.density_kg_per_m3,
             "mu_pa": mu,
             "lambda_pa": lambda,
+            "lambda_stable_neo_hookean_pa": Material::LIVER.stable_neo_hookean_lambda(),
             "substeps": core_cfg.step.substeps,
         }),
         tool_radius_m: core_cfg.tool_radius_m,
@@ -242,14 +248,14 @@ pub fn run_demo(opts: &DemoOptions, interrupt: &AtomicBool) -> Result<DemoReport
     };
 
     let (tel_tx, tel_rx) = bus::queue::<TickRecord>(TELEMETRY_CAPACITY);
-    let (cmd_tx, cmd_rx) = bus::queue::<Command>(COMMAND_CAPACITY);
+    let (_cmd_tx, cmd_rx) = bus::queue::<Command>(COMMAND_CAPACITY);
     let (publisher, subscriber) =
         bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
-    let core = HapticCore::new(Box::new(device), tissue, &core_cfg, cmd_rx, publisher);
+    let core = HapticCore::new(Box::new(device), tissue, &core_cfg, cmd_rx, publisher)
+        .with_stop_flag(interrupt.clone());
 
-    let log_path = opts.out_dir.join("session.htlog");
-    let (recorder_ctl, recorder) = session::spawn_recorder(&log_path, &header, tel_rx)?;
-
+    // The render thread first: with --require-render, a machine without Vulkan fails here,
+    // before anything is simulated or recorded. Otherwise nobody waits for its set-up.
     let render_stop = Arc::new(AtomicBool::new(false));
     let render = if opts.render {
         let cfg = RenderLoopConfig {
@@ -264,16 +270,29 @@ pub fn run_demo(opts: &DemoOptions, interrupt: &AtomicBool) -> Result<DemoReport
             camera: Camera::default_for_block(),
             max_frames: None,
         };
-        Some(
+        let (handle, ready) =
             render_loop::spawn_render_loop(subscriber, topology, render_stop.clone(), cfg)
                 .map_err(|source| DemoError::Thread {
                     thread: "render",
                     source,
-                })?,
-        )
+                })?;
+        if opts.require_render {
+            let outcome = ready
+                .recv_timeout(RENDER_SETUP_TIMEOUT)
+                .unwrap_or_else(|_| Err("Vulkan set-up did not finish in time".into()));
+            if let Err(reason) = outcome {
+                render_stop.store(true, Ordering::Release);
+                let _ = handle.join();
+                return Err(DemoError::RenderRequired(reason));
+            }
+        }
+        Some(handle)
     } else {
         None
     };
+
+    let log_path = opts.out_dir.join("session.htlog");
+    let (recorder_ctl, recorder) = session::spawn_recorder(&log_path, &header, tel_rx)?;
 
     let ticks = (opts.seconds * 1000.0).round().max(1.0) as u64;
     let loop_cfg = LoopConfig {
@@ -287,29 +306,27 @@ pub fn run_demo(opts: &DemoOptions, interrupt: &AtomicBool) -> Result<DemoReport
             source,
         })?;
 
-    // Control: watch for an interrupt until the haptic thread ends.
-    let mut stop_reason = "completed";
+    // Control: the haptic thread reads the interrupt flag itself every tick (so a signal zeroes
+    // the force within one tick); here we only wait for it to end.
     while !haptic.is_finished() {
-        if interrupt.load(Ordering::Acquire) && stop_reason != "interrupted" {
-            stop_reason = "interrupted";
-            // If the queue were full the stop would be lost: retry until it lands.
-            while cmd_tx.push(Command::Stop).is_err() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let loop_report = haptic.join().map_err(|_| DemoError::Panicked("haptic"))?;
-
+    let loop_result = haptic.join();
+    let stop_reason = match (&loop_result, interrupt.load(Ordering::Acquire)) {
+        (Err(_), _) => "haptic thread panicked",
+        (Ok(_), true) => "interrupted",
+        (Ok(_), false) => "completed",
+    };
+    // Whatever happened on the haptic thread, close the log and stop the renderer.
     render_stop.store(true, Ordering::Release);
     recorder_ctl.finish(stop_reason);
-    let recorder_report = recorder
-        .join()
-        .map_err(|_| DemoError::Panicked("recorder"))??;
+    let recorder_result = recorder.join();
     let render_report: Option<RenderLoopReport> = match render {
         Some(h) => Some(h.join().map_err(|_| DemoError::Panicked("render"))?),
         None => None,
     };
+    let loop_report = loop_result.map_err(|_| DemoError::Panicked("haptic"))?;
+    let recorder_report = recorder_result.map_err(|_| DemoError::Panicked("recorder"))??;
 
     let render_status = match &render_report {
         None => RenderStatus::Skipped {

@@ -190,7 +190,7 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             args.seconds
         );
     }
-    let report = demo::run_demo(&opts, &interrupt).context("the demo failed")?;
+    let report = demo::run_demo(&opts, interrupt).context("the demo failed")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

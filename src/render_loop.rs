@@ -6,6 +6,8 @@
 //! Vulkan is set up on this thread; when that fails, the thread reports why and ends, and the
 //! session goes on without pictures.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,7 +19,9 @@ use crate::haptics::haptic_loop::{SceneSnapshot, SurfaceTopology};
 use crate::render::{Camera, HeadlessRenderer, RenderOptions, RenderScene, ValidationReport};
 use crate::stats::{Histogram, Percentiles};
 
-/// Settings of the render thread.
+/// Settings of the render thread. With `frames_dir`, frames are written as `frame_NNNNN.png`
+/// and indexed in `frames.csv` (frame, tick, tool centre in the world in metres, force in
+/// newtons).
 #[derive(Debug, Clone)]
 pub struct RenderLoopConfig {
     /// Where frames are written as `frame_NNNNN.png` (`None`: render without writing).
@@ -72,17 +76,23 @@ impl From<ValidationReport> for ValidationSummary {
     }
 }
 
-/// Spawns the render thread (named `render`). It renders the newest snapshot every
-/// `frame_interval` until `stop` is set, then renders the last snapshot once more and ends.
+/// The render thread's word on its Vulkan set-up: the device name, or why there is none.
+pub type RenderReady = crossbeam::channel::Receiver<Result<String, String>>;
+
+/// Spawns the render thread (named `render`). It sets Vulkan up and says how that went on the
+/// returned [`RenderReady`] channel, then renders the newest snapshot every `frame_interval`
+/// until `stop` is set, renders the last snapshot once more and ends.
 pub fn spawn_render_loop(
     snapshots: Subscriber<SceneSnapshot>,
     topology: SurfaceTopology,
     stop: Arc<AtomicBool>,
     cfg: RenderLoopConfig,
-) -> std::io::Result<JoinHandle<RenderLoopReport>> {
-    thread::Builder::new()
+) -> std::io::Result<(JoinHandle<RenderLoopReport>, RenderReady)> {
+    let (ready_tx, ready_rx) = crossbeam::channel::bounded(1);
+    let handle = thread::Builder::new()
         .name("render".into())
-        .spawn(move || render_loop(snapshots, topology, stop, cfg))
+        .spawn(move || render_loop(snapshots, topology, stop, cfg, ready_tx))?;
+    Ok((handle, ready_rx))
 }
 
 fn render_loop(
@@ -90,6 +100,7 @@ fn render_loop(
     topology: SurfaceTopology,
     stop: Arc<AtomicBool>,
     cfg: RenderLoopConfig,
+    ready: crossbeam::channel::Sender<Result<String, String>>,
 ) -> RenderLoopReport {
     let mut report = RenderLoopReport {
         device: None,
@@ -103,12 +114,33 @@ fn render_loop(
     let mut renderer = match HeadlessRenderer::new(&cfg.options) {
         Ok(r) => r,
         Err(e) => {
-            report.skipped = Some(format!("no Vulkan rendering: {e}"));
+            let reason = format!("no Vulkan rendering: {e}");
+            let _ = ready.send(Err(reason.clone()));
+            report.skipped = Some(reason);
             return report;
         }
     };
     report.device = Some(renderer.device_name().to_string());
+    let _ = ready.send(Ok(renderer.device_name().to_string()));
     let mut frame_ns = Histogram::new();
+    // frames.csv: which tick each frame shows, where the tool was and the force on the hand.
+    let mut index = match &cfg.frames_dir {
+        Some(dir) => match File::create(dir.join("frames.csv")) {
+            Ok(f) => {
+                let mut w = BufWriter::new(f);
+                let _ = writeln!(w, "frame,tick,tool_x_m,tool_y_m,tool_z_m,force_n");
+                Some(w)
+            }
+            Err(e) => {
+                report.skipped = Some(format!(
+                    "cannot write {}: {e}",
+                    dir.join("frames.csv").display()
+                ));
+                return report;
+            }
+        },
+        None => None,
+    };
     let mut last_frame: Option<Instant> = None;
     let mut have_snapshot = false;
     loop {
@@ -144,6 +176,16 @@ fn render_loop(
                     break;
                 }
                 report.frames_written += 1;
+                if let Some(w) = index.as_mut() {
+                    let [x, y, z] = snap.tool_center_m;
+                    let f = snap.force_out_n;
+                    let force = (f[0] * f[0] + f[1] * f[1] + f[2] * f[2]).sqrt();
+                    let _ = writeln!(
+                        w,
+                        "{},{},{x},{y},{z},{force}",
+                        report.frames_rendered, snap.tick
+                    );
+                }
             }
             report.frames_rendered += 1;
             if cfg.max_frames.is_some_and(|m| report.frames_rendered >= m) {
@@ -154,6 +196,9 @@ fn render_loop(
             break;
         }
         thread::sleep(Duration::from_millis(2));
+    }
+    if let Some(mut w) = index {
+        let _ = w.flush();
     }
     if frame_ns.count() > 0 {
         // Reported in milliseconds (3 decimals), with the same percentile fields.

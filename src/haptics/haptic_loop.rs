@@ -16,6 +16,7 @@
 //! counting global allocator over 10,000 ticks. Force is zero within the tick in which a stop,
 //! fault, stall or non-finite value appears.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
@@ -53,6 +54,10 @@ impl SceneSnapshot {
     }
 }
 
+fn snapshots_capacity(p: &mut Publisher<SceneSnapshot>) -> usize {
+    p.back_mut().tissue_positions_m.len()
+}
+
 /// Everything the haptic thread owns.
 #[derive(Debug)]
 pub struct HapticCore {
@@ -75,6 +80,16 @@ pub struct HapticCore {
     tissue_faults: u64,
     commands: QueueRx<Command>,
     snapshots: Publisher<SceneSnapshot>,
+    /// Set from outside (e.g. by a signal handler) to stop; read once per tick, never waited on.
+    stop_flag: Option<Arc<AtomicBool>>,
+}
+
+impl Drop for HapticCore {
+    /// However the core goes away (end of the loop, a panic unwinding the haptic thread), the
+    /// device is left with zero force.
+    fn drop(&mut self) {
+        let _ = self.device.write_force([0.0; 3]);
+    }
 }
 
 /// Settings of the haptic core.
@@ -112,9 +127,14 @@ impl HapticCore {
         tissue: Tissue,
         config: &CoreConfig,
         commands: QueueRx<Command>,
-        snapshots: Publisher<SceneSnapshot>,
+        mut snapshots: Publisher<SceneSnapshot>,
     ) -> Self {
         let info = device.info();
+        assert_eq!(
+            snapshots_capacity(&mut snapshots),
+            tissue.particle_count(),
+            "the snapshot buffer must be made with SceneSnapshot::with_capacity(particles)"
+        );
         let guard = ForceGuard::new(SafetyLimits {
             max_force_n: info.max_force_n,
             max_force_rate_n_per_s: info.max_force_rate_n_per_s,
@@ -142,7 +162,15 @@ impl HapticCore {
             tissue_faults: 0,
             commands,
             snapshots,
+            stop_flag: None,
         }
+    }
+
+    /// Stops at the first tick that sees `flag` set (a stop tick: zero force, then the loop
+    /// ends). Lets a signal handler stop the session within one tick.
+    pub fn with_stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.stop_flag = Some(flag);
+        self
     }
 
     /// The tissue (for inspection after the loop has ended).
@@ -182,6 +210,13 @@ impl HapticCore {
 
     /// Runs one tick (see the module docs). Never allocates or blocks.
     pub fn tick(&mut self) -> TickRecord {
+        if self
+            .stop_flag
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+        {
+            self.stopping = true;
+        }
         while let Some(cmd) = self.commands.pop() {
             match cmd {
                 Command::Stop => self.stopping = true,
@@ -363,7 +398,7 @@ pub struct LoopReport {
 /// Runs the loop on the calling thread until `max_ticks` or a [`Command::Stop`].
 pub fn run_loop(
     mut core: HapticCore,
-    telemetry: QueueTx<TickRecord>,
+    mut telemetry: QueueTx<TickRecord>,
     cfg: &LoopConfig,
 ) -> LoopReport {
     let realtime = match cfg.realtime_priority {

@@ -24,7 +24,7 @@ mod mesh;
 
 pub use context::{list_devices, DeviceKind, DeviceSummary, ValidationReport};
 pub use error::RenderError;
-pub use headless::{Camera, HeadlessRenderer, RenderOptions, RenderScene};
+pub use headless::{Camera, HeadlessRenderer, RenderOptions, RenderScene, BACKGROUND_SRGB};
 pub use image::{png_encode, RgbaImage};
 
 mod shaders {

@@ -4,9 +4,9 @@
 //!
 //! ```text
 //! file    := "HAPTWLOG" version:u16 reserved:u16 header_len:u32 header:JSON crc32(header):u32 chunk*
-//! chunk   := tag:[u8;4] count:u32 payload_len:u32 crc32(payload):u32 payload
+//! chunk   := tag:[u8;4] count:u32 payload_len:u32 crc32(tag count payload_len payload):u32 payload
 //! "TICK"  := count tick records of RECORD_SIZE bytes each
-//! "END!"  := JSON summary (ticks, stop reason); present only when the session closed cleanly
+//! "END!"  := JSON {records, dropped, stop_reason}; present only when the session closed cleanly
 //! record  := tick:u64 device_pos:3xf64 buttons:u32 tool_pos:3xf64 contact_force:3xf64
 //!            force_out:3xf64 lateness_ns:u32 work_ns:u32 flags:u32
 //! ```
@@ -169,6 +169,15 @@ pub fn write_header(w: &mut impl Write, header: &LogHeader) -> io::Result<()> {
     w.write_all(&crc32fast::hash(&json).to_le_bytes())
 }
 
+/// The checksum of a chunk: its tag, count and length, then its payload, so a flipped bit
+/// anywhere in a chunk is caught.
+fn chunk_crc(head12: &[u8], payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(head12);
+    h.update(payload);
+    h.finalize()
+}
+
 /// Writes one chunk.
 pub fn write_chunk(
     w: &mut impl Write,
@@ -180,7 +189,8 @@ pub fn write_chunk(
     head[..4].copy_from_slice(tag);
     head[4..8].copy_from_slice(&count.to_le_bytes());
     head[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    head[12..16].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    let crc = chunk_crc(&head[..12], payload);
+    head[12..16].copy_from_slice(&crc.to_le_bytes());
     w.write_all(&head)?;
     w.write_all(payload)
 }
@@ -290,7 +300,7 @@ impl SessionLog {
                 break;
             }
             let payload = &bytes[start..start + len];
-            if crc32fast::hash(payload) != crc {
+            if chunk_crc(&bytes[at..at + 12], payload) != crc {
                 damage = fail("chunk checksum mismatch".into());
                 break;
             }

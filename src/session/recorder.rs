@@ -89,7 +89,7 @@ pub fn spawn_recorder(
 
 fn record(
     mut out: BufWriter<File>,
-    rx: QueueRx<TickRecord>,
+    mut rx: QueueRx<TickRecord>,
     ctl: RecorderControl,
     path: PathBuf,
 ) -> Result<RecorderReport, LogError> {

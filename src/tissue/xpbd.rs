@@ -33,6 +33,15 @@ impl Material {
         let lambda = e * nu / ((1.0 + nu) * (1.0 - 2.0 * nu));
         (mu, lambda)
     }
+
+    /// The hydrostatic stiffness of the stable Neo-Hookean energy
+    /// `mu/2 (I_C - 3) + lambda_snh/2 (J - 1 - mu/lambda_snh)^2`, pascals. Linearised at rest that
+    /// energy has Lamé parameters (mu, lambda_snh - mu), so `lambda_snh = lambda + mu` makes it
+    /// agree with linear elasticity for small strains (Smith, de Goes, Kim 2018, section 3.4).
+    pub fn stable_neo_hookean_lambda(&self) -> f64 {
+        let (mu, lambda) = self.lame();
+        lambda + mu
+    }
 }
 
 /// Parameters of one step.
@@ -116,7 +125,8 @@ impl Tissue {
     /// true are held in place (infinite mass), e.g. the face lying on the table.
     pub fn new(mesh: &TetMesh, material: Material, fixed: impl Fn(&Vector3<f64>) -> bool) -> Self {
         let n = mesh.rest_positions_m.len();
-        let (mu, lambda) = material.lame();
+        let (mu, _) = material.lame();
+        let lambda = material.stable_neo_hookean_lambda();
         let mut mass = vec![0.0f64; n];
         let mut inv_rest_shape = Vec::with_capacity(mesh.tets.len());
         let mut dev = Vec::with_capacity(mesh.tets.len());
@@ -340,6 +350,31 @@ mod tests {
             center_in_world_m: Vector3::new(0.0, 0.2, 0.0),
             radius_m: 0.012,
         }
+    }
+
+    #[test]
+    fn linearised_stable_neo_hookean_matches_the_lame_parameters() {
+        // Second derivative of the energy density along a small uniaxial strain eps
+        // (F = diag(1 + eps, 1, 1)) must be lambda + 2 mu, the linear P-wave modulus.
+        let m = Material::LIVER;
+        let (mu, lambda) = m.lame();
+        let l = m.stable_neo_hookean_lambda();
+        let psi = |e: f64| {
+            let f = Matrix3::from_diagonal(&Vector3::new(1.0 + e, 1.0, 1.0));
+            let ic = f.norm_squared();
+            let j = f.determinant();
+            0.5 * mu * (ic - 3.0) + 0.5 * l * (j - 1.0 - mu / l).powi(2)
+        };
+        let h = 1e-4;
+        let second = (psi(h) - 2.0 * psi(0.0) + psi(-h)) / (h * h);
+        let expected = lambda + 2.0 * mu;
+        assert!(
+            (second - expected).abs() / expected < 1e-4,
+            "{second} vs {expected}"
+        );
+        // And the rest state is stress-free: first derivative zero.
+        let first = (psi(h) - psi(-h)) / (2.0 * h);
+        assert!(first.abs() < 1e-6 * expected, "rest stress {first}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The lock-free channels under stress: nothing lost that was not counted as dropped, order
-//! kept per producer, no torn snapshots.
+//! kept, no torn snapshots.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -7,38 +7,36 @@ use std::sync::Arc;
 use haptwin::bus;
 
 #[test]
-fn queue_under_four_producers_loses_nothing_uncounted() {
-    const PER_PRODUCER: u64 = 200_000;
-    const PRODUCERS: u64 = 4;
-    let (tx, rx) = bus::queue::<(u64, u64)>(256);
+fn queue_under_stress_loses_nothing_uncounted_and_keeps_order() {
+    const PUSHES: u64 = 2_000_000;
+    let (mut tx, mut rx) = bus::queue::<u64>(256);
     let done = Arc::new(AtomicBool::new(false));
-    let producers: Vec<_> = (0..PRODUCERS)
-        .map(|p| {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let mut dropped = 0u64;
-                for i in 0..PER_PRODUCER {
-                    if let Err(v) = tx.push((p, i)) {
-                        assert_eq!(v, (p, i), "a full queue hands the same value back");
-                        dropped += 1;
-                    }
-                }
-                dropped
-            })
-        })
-        .collect();
+    let producer = std::thread::spawn(move || {
+        let mut dropped = 0u64;
+        for i in 0..PUSHES {
+            if let Err(v) = tx.push(i) {
+                assert_eq!(v, i, "a full queue hands the same value back");
+                dropped += 1;
+            }
+        }
+        (dropped, tx.dropped())
+    });
     let consumer_done = done.clone();
     let consumer = std::thread::spawn(move || {
-        let mut last = [None::<u64>; PRODUCERS as usize];
+        let mut last = None::<u64>;
         let mut received = 0u64;
         loop {
             match rx.pop() {
-                Some((p, i)) => {
-                    if let Some(prev) = last[p as usize] {
-                        assert!(i > prev, "producer {p}: {i} after {prev}");
+                Some(i) => {
+                    if let Some(prev) = last {
+                        assert!(i > prev, "{i} after {prev}: order broken or duplicate");
                     }
-                    last[p as usize] = Some(i);
+                    last = Some(i);
                     received += 1;
+                    // Now and then fall behind, so the queue fills and drops happen.
+                    if i % 50_000 == 0 {
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                    }
                 }
                 None if consumer_done.load(Ordering::Acquire) && rx.is_empty() => break,
                 None => std::hint::spin_loop(),
@@ -46,17 +44,22 @@ fn queue_under_four_producers_loses_nothing_uncounted() {
         }
         (received, rx.dropped())
     });
-    let dropped_by_producers: u64 = producers.into_iter().map(|h| h.join().unwrap()).sum();
+    let (dropped_seen_by_producer, dropped_counted) = producer.join().unwrap();
     done.store(true, Ordering::Release);
-    let (received, dropped_counted) = consumer.join().unwrap();
-    assert_eq!(dropped_counted, dropped_by_producers);
-    assert_eq!(received + dropped_counted, PRODUCERS * PER_PRODUCER);
+    let (received, dropped_seen_by_consumer) = consumer.join().unwrap();
+    assert_eq!(dropped_counted, dropped_seen_by_producer);
+    assert_eq!(dropped_seen_by_consumer, dropped_seen_by_producer);
+    assert_eq!(received + dropped_counted, PUSHES);
     assert!(received > 0);
+    assert!(
+        dropped_counted > 0,
+        "the stress should have filled the queue at least once"
+    );
 }
 
 #[test]
 fn full_queue_never_blocks() {
-    let (tx, rx) = bus::queue::<u32>(8);
+    let (mut tx, rx) = bus::queue::<u32>(8);
     for i in 0..8 {
         tx.push(i).unwrap();
     }

@@ -26,10 +26,66 @@ fn json_of(out: &Output) -> serde_json::Value {
     })
 }
 
-fn read_png_size(path: &Path) -> (u32, u32) {
+/// Decodes an RGBA8 PNG: (width, height, pixels).
+fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let reader = decoder.read_info().unwrap();
-    (reader.info().width, reader.info().height)
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgba);
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+fn rgb_at(img: &(u32, u32, Vec<u8>), p: [f32; 2]) -> [u8; 3] {
+    let (x, y) = (p[0].round() as usize, p[1].round() as usize);
+    let i = (y * img.0 as usize + x) * 4;
+    [img.2[i], img.2[i + 1], img.2[i + 2]]
+}
+
+/// The demo's own frames show what they should: background at the corners, liver-coloured
+/// tissue where the block's top centre projects, and the grey tool where `frames.csv` says the
+/// tool was (projected with the renderer's own matrices).
+fn assert_frames_show_tissue_and_tool(frames_dir: &Path) {
+    use haptwin::render::{Camera, HeadlessRenderer, RenderOptions};
+    let projector = HeadlessRenderer::new(&RenderOptions::default()).unwrap();
+    let camera = Camera::default_for_block();
+    let csv = std::fs::read_to_string(frames_dir.join("frames.csv")).unwrap();
+    let mut checked_tool = 0;
+    for line in csv.lines().skip(1) {
+        let f: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+        let (frame, tool) = (f[0] as u32, [f[2] as f32, f[3] as f32, f[4] as f32]);
+        let img = read_png(&frames_dir.join(format!("frame_{frame:05}.png")));
+        assert_eq!((img.0, img.1), (640, 480));
+        for corner in [[1.0, 1.0], [638.0, 1.0], [1.0, 478.0], [638.0, 478.0]] {
+            let c = rgb_at(&img, corner);
+            let bg = haptwin::render::BACKGROUND_SRGB;
+            assert!(
+                (0..3).all(|k| c[k].abs_diff(bg[k]) <= 6),
+                "frame {frame}: corner {corner:?} is {c:?}, not background"
+            );
+        }
+        // Tissue: the top face's centre, when the tool is well away from it.
+        if tool[0].abs() > 0.015 || tool[1] > 0.03 {
+            let p = projector.project(&camera, [0.0, -0.001, 0.0]).unwrap();
+            let [r, g, b] = rgb_at(&img, p);
+            assert!(
+                r as f32 > 1.4 * g as f32 && r as f32 > 1.4 * b as f32 && r > 120,
+                "frame {frame}: tissue pixel at {p:?} is {:?}",
+                [r, g, b]
+            );
+        }
+        // Tool: grey (tinted towards red only at several newtons), at its projected centre.
+        let p = projector.project(&camera, tool).unwrap();
+        let [r, g, b] = rgb_at(&img, p);
+        assert!(
+            g as f32 > 0.75 * r as f32 && b as f32 > 0.75 * r as f32 && r > 100,
+            "frame {frame}: tool pixel at {p:?} is {:?}",
+            [r, g, b]
+        );
+        checked_tool += 1;
+    }
+    assert!(checked_tool >= 1);
 }
 
 #[test]
@@ -88,12 +144,19 @@ fn demo_json_has_the_promised_fields_and_outputs() {
     let v = &j["render"]["validation"];
     assert_eq!(v["errors"], 0, "validation errors: {v}");
     assert_eq!(v["warnings"], 0, "validation warnings: {v}");
-    let frames: Vec<_> = std::fs::read_dir(dir.path().join("frames"))
+    let frames_dir = dir.path().join("frames");
+    let pngs = std::fs::read_dir(&frames_dir)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(frames.len() as u64, j["frames_rendered"].as_u64().unwrap());
-    assert_eq!(read_png_size(&frames[0]), (640, 480));
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "png")
+        })
+        .count();
+    assert_eq!(pngs as u64, j["frames_rendered"].as_u64().unwrap());
+    assert_frames_show_tissue_and_tool(&frames_dir);
     let log = SessionLog::open(Path::new(j["log_path"].as_str().unwrap())).unwrap();
     assert_eq!(log.records.len(), 2000);
     assert!(log.damage.is_none() && log.end.is_some());
@@ -121,14 +184,20 @@ fn demo_without_vulkan_still_simulates_and_records() {
     assert_eq!(j["frames_rendered"], 0);
     assert!(SessionLog::open(Path::new(j["log_path"].as_str().unwrap())).is_ok());
 
+    // --require-render fails before anything is simulated or recorded.
+    let required = tempfile::tempdir().unwrap();
     let mut cmd = haptwin();
-    cmd.args(["demo", "--seconds", "0.5", "--require-render", "--out"])
-        .arg(dir.path());
+    cmd.args(["demo", "--seconds", "30", "--require-render", "--out"])
+        .arg(required.path());
     no_vulkan(&mut cmd);
     let out = cmd.output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--require-render"), "{err}");
+    assert!(
+        !required.path().join("session.htlog").exists(),
+        "nothing should have been recorded"
+    );
 }
 
 #[test]

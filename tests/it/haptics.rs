@@ -15,7 +15,7 @@ fn run(
 ) -> (Vec<TickRecord>, Vec<[f64; 3]>) {
     let cfg = CoreConfig::default();
     let tissue = phantom_block();
-    let (cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (mut cmd_tx, cmd_rx) = bus::queue::<Command>(16);
     let (publisher, _sub) =
         bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
     let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s).with_faults(faults);

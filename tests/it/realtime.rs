@@ -37,7 +37,7 @@ fn haptic_thread_allocates_nothing_over_10500_ticks() {
     let cfg = CoreConfig::default();
     let tissue = phantom_block();
     let (tel_tx, tel_rx) = bus::queue::<TickRecord>(1024);
-    let (cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (mut cmd_tx, cmd_rx) = bus::queue::<Command>(16);
     let (publisher, mut subscriber) =
         bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
     let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s);
@@ -124,7 +124,7 @@ fn core_tick_allocates_nothing_under_faults() {
         .unwrap_or_else(|e| e.into_inner());
     let cfg = CoreConfig::default();
     let tissue = phantom_block();
-    let (cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (mut cmd_tx, cmd_rx) = bus::queue::<Command>(16);
     let (publisher, _subscriber) =
         bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
     let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s).with_faults(FaultPlan {
@@ -133,7 +133,7 @@ fn core_tick_allocates_nothing_under_faults() {
         disconnect_at: Some(11_000),
     });
     let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
-    let (tel_tx, tel_rx) = bus::queue::<TickRecord>(4);
+    let (mut tel_tx, tel_rx) = bus::queue::<TickRecord>(4);
     let before = alloc_counter::violations();
     alloc_counter::arm();
     for i in 0..12_000u64 {
@@ -154,8 +154,8 @@ fn core_tick_allocates_nothing_under_faults() {
 }
 
 /// The haptic thread makes no system call but its deadline timer after start-up: no futex wait
-/// (a contended lock, a condition variable, a blocking channel), no write (logging), no
-/// mmap/brk (allocation). Proven with a seccomp filter on that thread, in a child process: any
+/// (a contended lock, a condition variable, a blocking channel), no write (logging to stderr
+/// included), no mmap/brk (allocation), no sched_yield (a spinning back-off). Proven with a seccomp filter on that thread, in a child process: any
 /// other system call raises SIGSYS and the child reports which and fails.
 #[cfg(target_arch = "x86_64")]
 #[test]
@@ -182,7 +182,13 @@ fn haptic_thread_makes_no_syscall_but_the_timer() {
 
 #[cfg(target_arch = "x86_64")]
 mod seccomp {
-    //! A tiny seccomp-BPF filter: allow the timer, exit, and writes to stderr; trap the rest.
+    //! A tiny seccomp-BPF filter: allow the timer, exit, and writes to a private reporting
+    //! descriptor (not stderr, so logging from the tick is caught); trap the rest.
+
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    /// A duplicate of stderr at a high number, used only to report from the filtered thread.
+    static REPORT_FD: AtomicI32 = AtomicI32::new(-1);
 
     const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
     const RET_ALLOW: u32 = 0x7fff_0000;
@@ -210,9 +216,10 @@ mod seccomp {
         }
     }
 
-    fn write_stderr(msg: &[u8]) {
-        // SAFETY: writing a valid buffer to fd 2.
-        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    fn report(msg: &[u8]) {
+        let fd = REPORT_FD.load(Ordering::Relaxed);
+        // SAFETY: writing a valid buffer to an open descriptor (or failing harmlessly on -1).
+        unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
     }
 
     extern "C" fn on_sigsys(
@@ -229,13 +236,17 @@ mod seccomp {
         for (i, d) in digits.iter().enumerate() {
             buf[n - 4 + i] = b'0' + *d as u8;
         }
-        write_stderr(&buf);
+        report(&buf);
         // SAFETY: ends the process at once, as intended.
         unsafe { libc::_exit(86) };
     }
 
-    /// Installs the SIGSYS reporter (process-wide).
+    /// Opens the reporting descriptor and installs the SIGSYS reporter (process-wide).
     pub fn install_reporter() {
+        // SAFETY: duplicating stderr onto a free descriptor >= 100.
+        let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
+        assert!(fd >= 100, "cannot duplicate stderr");
+        REPORT_FD.store(fd, Ordering::Relaxed);
         // SAFETY: a zeroed sigaction with a valid handler and SA_SIGINFO.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
@@ -272,7 +283,7 @@ mod seccomp {
         push(jeq(libc::SYS_write as u32, 1, 0));
         push(stmt(RET_K, RET_TRAP));
         push(stmt(LD_W_ABS, 16)); // write's fd (low word of args[0])
-        push(jeq(2, 1, 0));
+        push(jeq(REPORT_FD.load(Ordering::Relaxed) as u32, 1, 0));
         push(stmt(RET_K, RET_TRAP));
         push(stmt(RET_K, RET_ALLOW));
         let fprog = libc::sock_fprog {
@@ -289,7 +300,7 @@ mod seccomp {
                 ) == 0
         };
         if !ok {
-            write_stderr(b"seccomp filter could not be installed\n");
+            report(b"seccomp filter could not be installed\n");
             // SAFETY: ends the process at once.
             unsafe { libc::_exit(77) };
         }
@@ -297,7 +308,7 @@ mod seccomp {
 
     /// The loop's `on_exit` hook: report and end the child before anything else runs.
     pub fn report_ok() {
-        write_stderr(b"seccomp-ok\n");
+        report(b"seccomp-ok\n");
         // SAFETY: ends the process at once, as intended.
         unsafe { libc::_exit(0) };
     }
@@ -314,8 +325,8 @@ fn seccomp_child() {
     seccomp::install_reporter();
     let cfg = CoreConfig::default();
     let tissue = phantom_block();
-    let (tel_tx, tel_rx) = bus::queue::<TickRecord>(1024);
-    let (cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (tel_tx, mut tel_rx) = bus::queue::<TickRecord>(1024);
+    let (mut cmd_tx, cmd_rx) = bus::queue::<Command>(16);
     let (publisher, mut subscriber) =
         bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
     let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s).with_faults(FaultPlan {

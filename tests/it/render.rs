@@ -2,36 +2,21 @@
 //!
 //! Contract: these tests need a Vulkan loader, a device (Mesa lavapipe is enough), the
 //! Khronos validation layer and `spirv-val`; when any is missing they FAIL (never skip) and
-//! say to run `scripts/install-deps.sh`. If `VK_DRIVER_FILES` is unset and the lavapipe ICD
-//! exists, it is pointed at lavapipe (once, before the first Vulkan call) so the results do
-//! not depend on whatever GPU the machine has.
+//! say to run `scripts/install-deps.sh`. `scripts/test.sh` points `VK_DRIVER_FILES` at lavapipe
+//! (unless it is already set) so the results do not depend on whatever GPU the machine has; the
+//! tests never change the environment themselves (other test threads spawn processes).
 
-use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::path::PathBuf;
 
 use haptwin::render::{
     list_devices, Camera, HeadlessRenderer, RenderError, RenderOptions, RenderScene, RgbaImage,
     SHADER_SPIRV,
 };
 
-const LAVAPIPE_ICD: &str = "/usr/share/vulkan/icd.d/lvp_icd.json";
 const BACKGROUND: [u8; 3] = [30, 34, 40];
 const HINT: &str = "the renderer tests need Vulkan (loader, lavapipe, validation layers): run scripts/install-deps.sh";
 
-static VULKAN_ENV: Once = Once::new();
-
-fn use_lavapipe_by_default() {
-    VULKAN_ENV.call_once(|| {
-        if std::env::var_os("VK_DRIVER_FILES").is_none() && Path::new(LAVAPIPE_ICD).exists() {
-            // Edition 2021: safe to call. Done once, before any test of this module touches
-            // Vulkan (the loader reads it at instance creation).
-            std::env::set_var("VK_DRIVER_FILES", LAVAPIPE_ICD);
-        }
-    });
-}
-
 fn renderer(width: u32, height: u32) -> HeadlessRenderer {
-    use_lavapipe_by_default();
     let opts = RenderOptions {
         width,
         height,
@@ -343,7 +328,6 @@ fn built_spirv_passes_spirv_val() {
 
 #[test]
 fn list_devices_finds_one() {
-    use_lavapipe_by_default();
     let devices = list_devices().unwrap_or_else(|e| panic!("list_devices: {e}\n{HINT}"));
     assert!(!devices.is_empty(), "no Vulkan device found; {HINT}");
     assert!(
@@ -354,7 +338,6 @@ fn list_devices_finds_one() {
 
 #[test]
 fn bad_filter_and_bad_scene_are_errors() {
-    use_lavapipe_by_default();
     let opts = RenderOptions {
         device_filter: Some("no-such-gpu-xyz".into()),
         ..RenderOptions::default()

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use haptwin::demo::{run_demo, DemoOptions};
 use haptwin::session::{LogError, SessionLog};
@@ -16,7 +17,7 @@ fn demo_log(dir: &Path, seconds: f64) -> PathBuf {
             realtime: false,
             ..DemoOptions::default()
         },
-        &AtomicBool::new(false),
+        Arc::new(AtomicBool::new(false)),
     )
     .unwrap();
     assert_eq!(report.ticks, (seconds * 1000.0) as u64);
@@ -65,14 +66,30 @@ fn truncated_log_recovers_whole_chunks_and_says_where_it_stopped() {
 fn flipped_byte_is_caught_by_the_chunk_checksum() {
     let dir = tempfile::tempdir().unwrap();
     let path = demo_log(dir.path(), 1.0);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x40;
-    let log = SessionLog::parse(Path::new("flipped.htlog"), &bytes).unwrap();
-    let damage = log.damage.expect("damage reported");
-    assert!(damage.reason.contains("checksum"), "{}", damage.reason);
-    assert!(damage.offset as usize <= at);
-    assert!(!log.records.is_empty());
+    let bytes = std::fs::read(&path).unwrap();
+    let full = SessionLog::open(&path).unwrap();
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let first_chunk = 16 + header_len + 4;
+    // A flip in the first chunk's count, in its payload, and in a later chunk's payload: the
+    // checksum covers a chunk's header fields and payload alike.
+    for at in [first_chunk + 5, first_chunk + 16 + 10, bytes.len() / 2] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x40;
+        let log = SessionLog::parse(Path::new("flipped.htlog"), &damaged).unwrap();
+        let damage = log.damage.expect("damage reported");
+        assert!(damage.offset as usize <= at);
+        if at < first_chunk + 32 {
+            // Inside the first chunk: nothing before it to recover, and the checksum says so.
+            assert_eq!(damage.offset as usize, first_chunk);
+            assert!(log.records.is_empty());
+            assert!(
+                damage.reason.contains("checksum"),
+                "flip at {at}: {}",
+                damage.reason
+            );
+        }
+        assert_eq!(&full.records[..log.records.len()], &log.records[..]);
+    }
 }
 
 #[test]
