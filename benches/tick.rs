@@ -1,7 +1,8 @@
 //! Benchmarks of the haptic tick: the tissue step alone and the whole core tick (device read,
 //! tissue step, force guard, snapshot publish), on the demo's phantom block.
 //!
-//! Run: `cargo bench --bench tick`. Figures go into the issue notes and docs/architecture.md.
+//! Run: `cargo bench --bench tick`. The figures are quoted in the README ("Figures") and in the
+//! issue notes.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use nalgebra::Vector3;

@@ -41,10 +41,11 @@ pub struct TickRecord {
     pub device_buttons: u32,
     /// Simulated tool centre in the world frame, metres.
     pub tool_pos_in_world_m: [f64; 3],
-    /// Force the tissue exerts on the tool, newtons (before safety).
-    pub contact_force_n: [f64; 3],
-    /// Force written to the device, newtons (after clamping, rate limiting and fault handling).
-    pub force_out_n: [f64; 3],
+    /// Force the tissue exerts on the tool, world frame, newtons (before safety).
+    pub contact_force_in_world_n: [f64; 3],
+    /// Force sent to the device, world frame, newtons (after clamping, rate limiting and fault
+    /// handling); the device receives it rotated into its own frame by the calibration.
+    pub force_out_in_world_n: [f64; 3],
     /// How late the tick started after its deadline, nanoseconds (saturating).
     pub lateness_ns: u32,
     /// How long the tick's work took, nanoseconds (saturating).

@@ -89,6 +89,7 @@ pub struct WorkUs {
 /// What the render thread did, as reported by `demo --json`.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RenderStatus {
     /// Frames were rendered on this Vulkan device.
     Rendered {
@@ -241,6 +242,16 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             "substeps": core_cfg.step.substeps,
         }),
         tool_radius_m: core_cfg.tool_radius_m,
+        coupling: serde_json::json!({
+            "device_to_world": {
+                "translation_m": core_cfg.device_to_world.translation.vector.as_slice(),
+                "rotation_xyzw": core_cfg.device_to_world.rotation.coords.as_slice(),
+            },
+            "stall_ticks": core_cfg.stall_ticks,
+            "force_smoothing_hz": core_cfg.force_smoothing_hz,
+            "max_force_n": device.info().max_force_n,
+            "max_force_rate_n_per_s": device.info().max_force_rate_n_per_s,
+        }),
         seed: 0,
         started_unix_s: SystemTime::now()
             .duration_since(UNIX_EPOCH)

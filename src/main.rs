@@ -235,6 +235,7 @@ fn print_demo(r: &DemoReport) {
                 .map_or("-".into(), |p| p.display().to_string())
         ),
         RenderStatus::Skipped { reason } => println!("  frames: none ({reason})"),
+        other => println!("  frames: {other:?}"),
     }
 }
 
@@ -293,5 +294,6 @@ fn describe_realtime(status: &RealtimeStatus) -> String {
             format!("REFUSED, the haptic thread runs under the normal scheduler: {reason}")
         }
         RealtimeStatus::NotRequested => "not requested".into(),
+        other => format!("{other:?}"),
     }
 }

@@ -153,9 +153,9 @@ fn render_loop(
             let scene = RenderScene {
                 tissue_positions_m: &snap.tissue_positions_m,
                 tissue_triangles: &topology,
-                tool_center_m: snap.tool_center_m,
+                tool_center_m: snap.tool_center_in_world_m,
                 tool_radius_m: snap.tool_radius_m,
-                tool_force_n: snap.force_out_n,
+                tool_force_n: snap.force_out_in_world_n,
             };
             let t0 = Instant::now();
             let image = match renderer.render(&scene, &cfg.camera) {
@@ -177,8 +177,8 @@ fn render_loop(
                 }
                 report.frames_written += 1;
                 if let Some(w) = index.as_mut() {
-                    let [x, y, z] = snap.tool_center_m;
-                    let f = snap.force_out_n;
+                    let [x, y, z] = snap.tool_center_in_world_m;
+                    let f = snap.force_out_in_world_n;
                     let force = (f[0] * f[0] + f[1] * f[1] + f[2] * f[2]).sqrt();
                     let _ = writeln!(
                         w,

@@ -37,11 +37,11 @@ pub struct SceneSnapshot {
     /// Tissue particle positions, world frame, metres.
     pub tissue_positions_m: Vec<[f32; 3]>,
     /// Tool centre, world frame, metres.
-    pub tool_center_m: [f32; 3],
+    pub tool_center_in_world_m: [f32; 3],
     /// Tool radius, metres.
     pub tool_radius_m: f32,
-    /// Force written to the device, newtons.
-    pub force_out_n: [f32; 3],
+    /// Force sent to the device, world frame, newtons.
+    pub force_out_in_world_n: [f32; 3],
 }
 
 impl SceneSnapshot {
@@ -66,7 +66,7 @@ pub struct HapticCore {
     tissue: Tissue,
     step_params: StepParams,
     tool_radius_m: f64,
-    tool_center_m: Vector3<f64>,
+    tool_center_in_world_m: Vector3<f64>,
     /// The last device position reported (world frame), garbage included.
     device_pos_m: Vector3<f64>,
     guard: ForceGuard,
@@ -150,7 +150,7 @@ impl HapticCore {
             tissue,
             step_params: config.step,
             tool_radius_m: config.tool_radius_m,
-            tool_center_m: Vector3::new(0.0, 1.0, 0.0),
+            tool_center_in_world_m: Vector3::new(0.0, 1.0, 0.0),
             device_pos_m: Vector3::new(0.0, 1.0, 0.0),
             guard,
             smoothing,
@@ -233,7 +233,7 @@ impl HapticCore {
                 let tip = self.device_to_world * Point3::from(sample.tip_in_device_m);
                 self.device_pos_m = tip.coords;
                 if tip.coords.iter().all(|v| v.is_finite()) {
-                    self.tool_center_m = tip.coords;
+                    self.tool_center_in_world_m = tip.coords;
                     self.last_buttons = sample.buttons;
                     fresh = true;
                 } else {
@@ -250,7 +250,7 @@ impl HapticCore {
         }
 
         let tool = SphereTool {
-            center_in_world_m: self.tool_center_m,
+            center_in_world_m: self.tool_center_in_world_m,
             radius_m: self.tool_radius_m,
         };
         let contact_n = match tissue::step(&self.step_params, &mut self.tissue, &tool) {
@@ -297,13 +297,13 @@ impl HapticCore {
         {
             *dst = [src.x as f32, src.y as f32, src.z as f32];
         }
-        snap.tool_center_m = [
-            self.tool_center_m.x as f32,
-            self.tool_center_m.y as f32,
-            self.tool_center_m.z as f32,
+        snap.tool_center_in_world_m = [
+            self.tool_center_in_world_m.x as f32,
+            self.tool_center_in_world_m.y as f32,
+            self.tool_center_in_world_m.z as f32,
         ];
         snap.tool_radius_m = self.tool_radius_m as f32;
-        snap.force_out_n = [
+        snap.force_out_in_world_n = [
             force_world.x as f32,
             force_world.y as f32,
             force_world.z as f32,
@@ -314,13 +314,13 @@ impl HapticCore {
             tick: self.tick,
             device_pos_in_world_m: self.device_pos_m.into(),
             device_buttons: self.last_buttons,
-            tool_pos_in_world_m: self.tool_center_m.into(),
-            contact_force_n: if contact_n.iter().all(|v| v.is_finite()) {
+            tool_pos_in_world_m: self.tool_center_in_world_m.into(),
+            contact_force_in_world_n: if contact_n.iter().all(|v| v.is_finite()) {
                 contact_n.into()
             } else {
                 [0.0; 3]
             },
-            force_out_n: force_world.into(),
+            force_out_in_world_n: force_world.into(),
             lateness_ns: 0,
             work_ns: 0,
             flags,
@@ -401,6 +401,7 @@ pub fn run_loop(
     mut telemetry: QueueTx<TickRecord>,
     cfg: &LoopConfig,
 ) -> LoopReport {
+    rt::block_termination_signals();
     let realtime = match cfg.realtime_priority {
         Some(p) => rt::request_realtime(p),
         None => RealtimeStatus::NotRequested,
@@ -438,7 +439,7 @@ pub fn run_loop(
         if rec.flags & fault_mask != 0 {
             fault_ticks += 1;
         }
-        let f = rec.force_out_n;
+        let f = rec.force_out_in_world_n;
         peak_force_n = peak_force_n.max((f[0] * f[0] + f[1] * f[1] + f[2] * f[2]).sqrt());
         final_force_n = f;
         // A full queue counts a drop inside push; the tick goes on.

@@ -125,6 +125,7 @@ impl Ticker {
 /// Whether the calling thread got real-time scheduling.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RealtimeStatus {
     /// `SCHED_FIFO` at this priority.
     Granted {
@@ -157,6 +158,19 @@ pub fn request_realtime(priority: i32) -> RealtimeStatus {
                  limit in /etc/security/limits.d, e.g. '@haptwin - rtprio 90')"
             ),
         }
+    }
+}
+
+/// Blocks SIGINT and SIGTERM on the calling thread, so their handlers run on another thread
+/// (the main thread) and never interrupt the haptic thread's sleep or work.
+pub fn block_termination_signals() {
+    // SAFETY: a zeroed sigset_t is valid input to sigemptyset; the set is initialised before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 

@@ -17,7 +17,7 @@ pub struct Waypoint {
     /// Time since the start of the period, seconds.
     pub t_s: f64,
     /// Tip position in the device frame, metres.
-    pub tip_m: [f64; 3],
+    pub tip_in_device_m: [f64; 3],
 }
 
 /// A repeating trajectory through waypoints; the last waypoint's time is the period.
@@ -46,7 +46,7 @@ impl Script {
     pub fn palpation() -> Self {
         let wp = |t_s, x, y| Waypoint {
             t_s,
-            tip_m: [x, y, 0.0],
+            tip_in_device_m: [x, y, 0.0],
         };
         Self::new(vec![
             wp(0.0, -0.02, 0.05),
@@ -75,7 +75,7 @@ impl Script {
         let (a, b) = (seg[0], seg[1]);
         let u = ((t - a.t_s) / (b.t_s - a.t_s)).clamp(0.0, 1.0);
         let s = 0.5 - 0.5 * (std::f64::consts::PI * u).cos();
-        [0, 1, 2].map(|i| a.tip_m[i] + (b.tip_m[i] - a.tip_m[i]) * s)
+        [0, 1, 2].map(|i| a.tip_in_device_m[i] + (b.tip_in_device_m[i] - a.tip_in_device_m[i]) * s)
     }
 }
 

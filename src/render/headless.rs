@@ -30,6 +30,8 @@ use super::RenderError;
 
 /// Background colour (sRGB-encoded bytes) where nothing is drawn.
 pub const BACKGROUND_SRGB: [u8; 3] = [30, 34, 40];
+/// Longest wait for one frame's fence, nanoseconds (10 s), before giving up with VK_TIMEOUT.
+pub const FRAME_TIMEOUT_NS: u64 = 10_000_000_000;
 /// Tissue base colour (linear RGB): liver-like red-brown.
 pub const TISSUE_COLOR: [f32; 3] = [0.55, 0.18, 0.14];
 /// Tool colour at zero force (linear RGB, grey).
@@ -1093,7 +1095,9 @@ impl HeadlessRenderer {
         unsafe {
             d.queue_submit2(self.ctx.queue, &submit, self.fence)
                 .map_err(RenderError::vk("vkQueueSubmit2"))?;
-            d.wait_for_fences(&[self.fence], true, u64::MAX)
+            // A frame that takes this long means a hung device: report it (VK_TIMEOUT) rather
+            // than block the render thread, and with it the end of the session, for ever.
+            d.wait_for_fences(&[self.fence], true, FRAME_TIMEOUT_NS)
                 .map_err(RenderError::vk("vkWaitForFences"))?;
             d.reset_fences(&[self.fence])
                 .map_err(RenderError::vk("vkResetFences"))?;

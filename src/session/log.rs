@@ -50,6 +50,10 @@ pub struct LogHeader {
     pub tissue: serde_json::Value,
     /// Tool radius, metres.
     pub tool_radius_m: f64,
+    /// How device input became the tool and the force went back: calibration (device to world),
+    /// stall window, force smoothing, the device's force and force-rate limits.
+    #[serde(default)]
+    pub coupling: serde_json::Value,
     /// Random seed of the session (the demo is fully scripted: 0).
     pub seed: u64,
     /// Seconds since the Unix epoch when the session started.
@@ -113,8 +117,8 @@ pub fn encode_record(r: &TickRecord, out: &mut Vec<u8>) {
     for v in r
         .tool_pos_in_world_m
         .iter()
-        .chain(&r.contact_force_n)
-        .chain(&r.force_out_n)
+        .chain(&r.contact_force_in_world_n)
+        .chain(&r.force_out_in_world_n)
     {
         out.extend_from_slice(&v.to_bits().to_le_bytes());
     }
@@ -150,8 +154,8 @@ pub fn decode_record(b: &[u8]) -> TickRecord {
         device_pos_in_world_m: dev,
         device_buttons: buttons,
         tool_pos_in_world_m: tool,
-        contact_force_n: contact,
-        force_out_n: out,
+        contact_force_in_world_n: contact,
+        force_out_in_world_n: out,
         lateness_ns: u32_at(108),
         work_ns: u32_at(112),
         flags: u32_at(116),
@@ -399,9 +403,15 @@ pub fn summarize(log: &SessionLog) -> LogSummary {
         peak_force_n: log
             .records
             .iter()
-            .map(|r| r.force_out_n.iter().map(|v| v * v).sum::<f64>().sqrt())
+            .map(|r| {
+                r.force_out_in_world_n
+                    .iter()
+                    .map(|v| v * v)
+                    .sum::<f64>()
+                    .sqrt()
+            })
             .fold(0.0, f64::max),
-        final_force_n: log.records.last().map(|r| r.force_out_n),
+        final_force_n: log.records.last().map(|r| r.force_out_in_world_n),
         flag_counts: counts.into(),
         end: log.end.clone(),
         damage: log.damage.clone(),
@@ -452,8 +462,8 @@ mod tests {
             device_pos_in_world_m: [0.1, -0.2, i as f64],
             device_buttons: 3,
             tool_pos_in_world_m: [1.0, 2.0, 3.0],
-            contact_force_n: [0.0, f64::MIN_POSITIVE, -0.0],
-            force_out_n: [0.5, 1e-300, 7.0],
+            contact_force_in_world_n: [0.0, f64::MIN_POSITIVE, -0.0],
+            force_out_in_world_n: [0.5, 1e-300, 7.0],
             lateness_ns: 12,
             work_ns: 345,
             flags: 9,
@@ -467,6 +477,9 @@ mod tests {
         assert_eq!(buf.len(), RECORD_SIZE);
         let back = decode_record(&buf);
         assert_eq!(back, record(42));
-        assert_eq!(back.contact_force_n[2].to_bits(), (-0.0f64).to_bits());
+        assert_eq!(
+            back.contact_force_in_world_n[2].to_bits(),
+            (-0.0f64).to_bits()
+        );
     }
 }

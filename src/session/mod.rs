@@ -4,7 +4,7 @@
 //!   fixed-size tick records, then an end chunk when the session closed cleanly. A reader
 //!   recovers every complete chunk of a truncated or damaged log and says where it stopped.
 //! - [`recorder`]: the recorder thread, which drains the telemetry queue and writes chunks at
-//!   least every 50 ms, so a crash loses at most the last 50 ms.
+//!   least every 50 ms, so a process crash loses about the last 50 ms.
 
 pub mod log;
 pub mod recorder;

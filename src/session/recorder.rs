@@ -1,8 +1,9 @@
 //! The recorder thread: drains the telemetry queue into the session log.
 //!
 //! It wakes every 2 ms, takes every waiting [`TickRecord`] and writes a checksummed chunk at
-//! least every 50 ms (or every 200 records), each written through to the file at once, so a
-//! crash or `kill -9` loses at most the last 50 ms. When told the session is over it drains the
+//! once its oldest record is 50 ms old (or it holds 200 records), each written through to the
+//! file at once, so a process crash or `kill -9` loses about the last 50 ms (plus the 2 ms poll
+//! and any delay in scheduling this thread). The file is synced when the session closes. When told the session is over it drains the
 //! queue, writes the end chunk and syncs the file. It never touches the haptic thread: the
 //! haptic side only pushes into a lock-free queue.
 
@@ -53,8 +54,8 @@ impl RecorderControl {
 }
 
 /// Creates the log at `path`, writes `header`, and spawns the recorder thread (named
-/// `recorder`) draining `rx` until [`RecorderControl::finish`]. `dropped` reports the count of
-/// records the producer dropped, for the end chunk.
+/// `recorder`) draining `rx` until [`RecorderControl::finish`]. The end chunk counts the records
+/// the producer dropped (the queue's own drop counter).
 pub fn spawn_recorder(
     path: &Path,
     header: &LogHeader,

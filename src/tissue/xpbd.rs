@@ -117,7 +117,7 @@ pub struct Tissue {
     hydrostatic_compliance: Vec<f64>,
     hydrostatic_rest: Vec<f64>,
     surface_triangles: Vec<[u32; 3]>,
-    last_tool_center_m: Option<Vector3<f64>>,
+    last_tool_center_in_world_m: Option<Vector3<f64>>,
 }
 
 impl Tissue {
@@ -163,7 +163,7 @@ impl Tissue {
             hydrostatic_compliance: hyd,
             hydrostatic_rest: hyd_rest,
             surface_triangles: mesh.surface_triangles.clone(),
-            last_tool_center_m: None,
+            last_tool_center_in_world_m: None,
         }
     }
 
@@ -248,7 +248,9 @@ pub fn step(
     let h2 = h * h;
     let gravity = Vector3::from(params.gravity_m_per_s2);
     let damping = (-params.damping_per_s * h).exp();
-    let tool_from = tissue.last_tool_center_m.unwrap_or(tool.center_in_world_m);
+    let tool_from = tissue
+        .last_tool_center_in_world_m
+        .unwrap_or(tool.center_in_world_m);
     let r = tool.radius_m;
     let r2 = r * r;
 
@@ -311,7 +313,7 @@ pub fn step(
             }
         }
     }
-    tissue.last_tool_center_m = Some(tool.center_in_world_m);
+    tissue.last_tool_center_in_world_m = Some(tool.center_in_world_m);
 
     if let Some(bad) = tissue
         .positions_m

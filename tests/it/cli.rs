@@ -273,7 +273,7 @@ fn stop_with(signal: i32) {
     assert_eq!(log.end.as_ref().unwrap().stop_reason, "interrupted");
     assert_eq!(log.records.len() as u64, j["ticks"].as_u64().unwrap());
     let last = log.records.last().unwrap();
-    assert_eq!(last.force_out_n, [0.0; 3]);
+    assert_eq!(last.force_out_in_world_n, [0.0; 3]);
     assert_ne!(last.flags & haptwin::bus::tick_flags::STOPPING, 0);
 }
 

@@ -52,9 +52,9 @@ fn contact_force_is_felt_before_any_fault() {
     );
     assert!(f[1] > 0.0, "the tissue pushes the probe up: {f:?}");
     // The hover phase before contact is force-free.
-    assert_eq!(mag(recs[100].force_out_n), 0.0);
-    // What the log says went out is what the device got.
-    assert_eq!(recs[FAULT_AT as usize].force_out_n, f);
+    assert_eq!(mag(recs[100].force_out_in_world_n), 0.0);
+    // What the log says went out is what the device got (the probe's frame is the world's).
+    assert_eq!(recs[FAULT_AT as usize].force_out_in_world_n, f);
 }
 
 #[test]
@@ -153,11 +153,11 @@ fn force_never_exceeds_the_device_limit_and_replays_bit_for_bit() {
     let (a, _) = run(5_000, FaultPlan::default(), &[]);
     let (b, _) = run(5_000, FaultPlan::default(), &[]);
     for (x, y) in a.iter().zip(&b) {
-        assert!(mag(x.force_out_n) <= 8.0 + 1e-12);
+        assert!(mag(x.force_out_in_world_n) <= 8.0 + 1e-12);
         for k in 0..3 {
             assert_eq!(
-                x.force_out_n[k].to_bits(),
-                y.force_out_n[k].to_bits(),
+                x.force_out_in_world_n[k].to_bits(),
+                y.force_out_in_world_n[k].to_bits(),
                 "tick {}",
                 x.tick
             );

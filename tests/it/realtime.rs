@@ -23,6 +23,7 @@ fn header() -> LogHeader {
         dt_s: 1e-3,
         tissue: serde_json::json!({}),
         tool_radius_m: 0.012,
+        coupling: serde_json::json!({}),
         seed: 0,
         started_unix_s: 0,
     }

@@ -40,7 +40,7 @@ fn demo_log_reads_back_every_tick() {
     assert_eq!(log.header.scenario, "demo-palpation");
     // The last tick is a stop tick: force zero.
     let last = log.records.last().unwrap();
-    assert_eq!(last.force_out_n, [0.0; 3]);
+    assert_eq!(last.force_out_in_world_n, [0.0; 3]);
     assert_ne!(last.flags & haptwin::bus::tick_flags::STOPPING, 0);
 }
 
