@@ -70,6 +70,7 @@ pub struct RealtimeProbe {
 /// The bare timer test.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TimerProbe {
+    /// Wall time from the first deadline to the last wake-up, seconds.
     pub seconds: f64,
     pub ticks: u64,
     pub period_us: f64,
@@ -237,12 +238,17 @@ pub fn probe_timer(duration: Duration, period_ns: u64, spin_ns: u64, realtime: b
             };
             let mut h = Histogram::new();
             let mut ticker = Ticker::new(period_ns, spin_ns);
+            let mut first_deadline = None;
+            let mut last_wake = 0;
             for _ in 0..ticks {
                 let w = ticker.wait();
+                first_deadline.get_or_insert(w.deadline_ns);
+                last_wake = w.woke_ns;
                 h.record(w.lateness_ns());
             }
             TimerProbe {
-                seconds: ticks as f64 * period_ns as f64 * 1e-9,
+                seconds: last_wake.saturating_sub(first_deadline.unwrap_or(last_wake)) as f64
+                    * 1e-9,
                 ticks,
                 period_us: period_ns as f64 / 1000.0,
                 spin_us: spin_ns as f64 / 1000.0,

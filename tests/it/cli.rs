@@ -224,6 +224,44 @@ fn bad_flags_and_values_fail_with_a_message() {
 }
 
 #[test]
+fn log_command_reads_a_log_and_flags_a_damaged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = haptwin()
+        .args([
+            "demo",
+            "--seconds",
+            "0.5",
+            "--no-render",
+            "--no-realtime",
+            "--json",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let log_path = std::path::PathBuf::from(json_of(&out)["log_path"].as_str().unwrap());
+    let out = haptwin()
+        .arg("log")
+        .arg(&log_path)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let j = json_of(&out);
+    assert_eq!(j["records"], 500);
+    assert_eq!(j["end"]["stop_reason"], "completed");
+    assert!(j["damage"].is_null());
+
+    let bytes = std::fs::read(&log_path).unwrap();
+    let cut = dir.path().join("cut.htlog");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    let out = haptwin().arg("log").arg(&cut).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "a damaged log exits 3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("DAMAGED"), "{text}");
+    assert!(text.contains("recovered"), "{text}");
+}
+
+#[test]
 fn missing_log_is_a_clear_error() {
     let out = haptwin()
         .args(["log", "/nonexistent/x.htlog"])
