@@ -6,6 +6,7 @@
 //! fresh input arrived.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What a device can do, and the limits the force guard enforces for it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -30,6 +31,9 @@ pub struct DeviceSample {
 }
 
 /// Device failures, reported to the haptic loop (which zeroes the force).
+///
+/// The device's name is an `Arc<str>` made when the device is opened, so building an error on
+/// the haptic thread clones a pointer and never allocates.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeviceError {
@@ -37,13 +41,13 @@ pub enum DeviceError {
     #[error("device {device} disconnected")]
     Disconnected {
         /// Device name.
-        device: &'static str,
+        device: Arc<str>,
     },
     /// The device sent a report that does not parse or holds impossible values.
     #[error("device {device} sent a bad report: {what}")]
     BadReport {
         /// Device name.
-        device: &'static str,
+        device: Arc<str>,
         /// What was wrong.
         what: &'static str,
     },
@@ -51,7 +55,7 @@ pub enum DeviceError {
     #[error("device {device} I/O error: {errno}")]
     Io {
         /// Device name.
-        device: &'static str,
+        device: Arc<str>,
         /// OS error number.
         errno: i32,
     },

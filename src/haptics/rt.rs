@@ -186,6 +186,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn refused_realtime_says_why_and_how_to_allow_it() {
+        // Priority 1000 is out of SCHED_FIFO's range for everyone, root included.
+        let status = std::thread::spawn(|| request_realtime(1000))
+            .join()
+            .unwrap();
+        match status {
+            RealtimeStatus::Refused { reason } => {
+                assert!(reason.contains("1000"), "{reason}");
+                assert!(reason.contains("rtprio"), "{reason}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn ticker_deadlines_are_absolute() {
         let mut t = Ticker::new(1_000_000, 20_000);
         let first = t.wait();

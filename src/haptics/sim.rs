@@ -126,6 +126,8 @@ pub struct ScriptedProbe {
     dt_s: f64,
     faults: FaultPlan,
     monitor: ForceMonitor,
+    /// The name errors carry (made once, cloned without allocating).
+    error_name: Arc<str>,
 }
 
 impl ScriptedProbe {
@@ -143,6 +145,7 @@ impl ScriptedProbe {
             dt_s,
             faults: FaultPlan::default(),
             monitor: ForceMonitor::default(),
+            error_name: Arc::from("simulated probe (scripted)"),
         }
     }
 
@@ -166,7 +169,7 @@ impl HapticDevice for ScriptedProbe {
     fn read(&mut self, tick: u64) -> Result<Option<DeviceSample>, DeviceError> {
         if self.faults.disconnect_at.is_some_and(|t| tick >= t) {
             return Err(DeviceError::Disconnected {
-                device: "simulated probe",
+                device: self.error_name.clone(),
             });
         }
         if self
@@ -237,6 +240,10 @@ mod tests {
         assert!(p.read(9).unwrap().is_some());
         assert!(p.read(10).unwrap().is_none());
         assert!(p.read(20).unwrap().unwrap().tip_in_device_m[1].is_nan());
-        assert!(p.read(30).is_err());
+        let err = p.read(30).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "device simulated probe (scripted) disconnected"
+        );
     }
 }

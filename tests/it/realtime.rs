@@ -370,3 +370,52 @@ fn seccomp_child() {
     // Reaching here means the loop ended without its on_exit hook ending the process.
     panic!("the haptic loop ended without reporting");
 }
+
+/// A stalled renderer cannot hold the haptic loop: the reader takes one snapshot and then holds
+/// it (as a render thread stuck in a long frame would) for the whole run; every tick still runs,
+/// and when the reader wakes up it gets the newest snapshot, not a stale queue of them.
+#[test]
+fn stalled_snapshot_reader_does_not_hold_the_loop() {
+    const TICKS: u64 = 1_500;
+    let cfg = CoreConfig::default();
+    let tissue = phantom_block();
+    let (tel_tx, mut tel_rx) = bus::queue::<TickRecord>(2_048);
+    let (_cmd_tx, cmd_rx) = bus::queue::<Command>(4);
+    let (publisher, mut subscriber) =
+        bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
+    let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s);
+    let core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
+    let haptic = haptic_loop::spawn(
+        core,
+        tel_tx,
+        LoopConfig {
+            max_ticks: Some(TICKS),
+            realtime_priority: None,
+            ..LoopConfig::default()
+        },
+    )
+    .unwrap();
+    // Take a snapshot early, then sit on it until the loop is done.
+    while !subscriber.update() {
+        std::hint::spin_loop();
+    }
+    let held_tick = subscriber.read().tick;
+    let report = haptic.join().unwrap();
+    assert_eq!(
+        subscriber.read().tick,
+        held_tick,
+        "the held snapshot must not change under us"
+    );
+    assert_eq!(report.ticks, TICKS);
+    let mut records = 0;
+    while tel_rx.pop().is_some() {
+        records += 1;
+    }
+    assert_eq!(records, TICKS);
+    assert!(subscriber.update());
+    assert_eq!(
+        subscriber.read().tick,
+        TICKS - 1,
+        "the reader gets the newest snapshot"
+    );
+}
