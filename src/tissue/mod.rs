@@ -20,6 +20,7 @@
 //! iteration order).
 
 pub mod mesh;
+pub mod scenes;
 pub mod xpbd;
 
 pub use mesh::TetMesh;

@@ -111,6 +111,8 @@ pub struct Tissue {
     substep_start_m: Vec<Vector3<f64>>,
     last_good_m: Vec<Vector3<f64>>,
     inv_mass_per_kg: Vec<f64>,
+    /// Constant external force on each particle (e.g. a load), world frame, newtons.
+    external_force_n: Vec<Vector3<f64>>,
     tets: Vec<[u32; 4]>,
     inv_rest_shape: Vec<Matrix3<f64>>,
     deviatoric_compliance: Vec<f64>,
@@ -157,6 +159,7 @@ impl Tissue {
             substep_start_m: mesh.rest_positions_m.clone(),
             last_good_m: mesh.rest_positions_m.clone(),
             inv_mass_per_kg: inv_mass,
+            external_force_n: vec![Vector3::zeros(); n],
             tets: mesh.tets.clone(),
             inv_rest_shape,
             deviatoric_compliance: dev,
@@ -165,6 +168,28 @@ impl Tissue {
             surface_triangles: mesh.surface_triangles.clone(),
             last_tool_center_in_world_m: None,
         }
+    }
+
+    /// Sets a constant external force on particle `q` (world frame, newtons), applied every
+    /// substep until changed. Fixed particles ignore it.
+    ///
+    /// # Panics
+    /// If `q` is out of range.
+    pub fn set_external_force(&mut self, q: usize, force_n: Vector3<f64>) {
+        self.external_force_n[q] = force_n;
+    }
+
+    /// Whether particle `q` is fixed (infinite mass).
+    pub fn is_fixed(&self, q: usize) -> bool {
+        self.inv_mass_per_kg[q] == 0.0
+    }
+
+    /// Tets whose signed volume is not positive now (inverted or flat).
+    pub fn inverted_tets(&self) -> usize {
+        self.tets
+            .iter()
+            .filter(|t| signed_volume(t.map(|q| &self.positions_m[q as usize])) <= 0.0)
+            .count()
     }
 
     /// Number of particles.
@@ -263,8 +288,9 @@ pub fn step(
         // Predict.
         for q in 0..tissue.positions_m.len() {
             tissue.substep_start_m[q] = tissue.positions_m[q];
-            if tissue.inv_mass_per_kg[q] > 0.0 {
-                tissue.velocities_m_per_s[q] += gravity * h;
+            let w = tissue.inv_mass_per_kg[q];
+            if w > 0.0 {
+                tissue.velocities_m_per_s[q] += (gravity + tissue.external_force_n[q] * w) * h;
                 tissue.positions_m[q] += tissue.velocities_m_per_s[q] * h;
             }
         }

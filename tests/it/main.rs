@@ -10,3 +10,4 @@ mod haptics;
 mod realtime;
 mod render;
 mod session_log;
+mod tissue;
