@@ -43,6 +43,11 @@ enum Cmd {
         #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
         timer_seconds: f64,
     },
+    /// Measure performance (figures, not pass/fail).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
     /// Read a session log back and summarise it (recovers what it can from a damaged log).
     Log {
         /// The `.htlog` file.
@@ -50,6 +55,23 @@ enum Cmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCmd {
+    /// Step tissue blocks of about 1k, 5k, 20k and 50k tets at tissue scale and report step
+    /// time, throughput, and the accuracy of the same configuration (cantilever, stretch).
+    Tissue {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Timed steps per size.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        steps: u32,
+        /// Skip sizes above this many tets.
+        #[arg(long, default_value_t = 50_000)]
+        max_tets: usize,
     },
 }
 
@@ -144,6 +166,22 @@ fn run() -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print_doctor(&report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Bench {
+            what:
+                BenchCmd::Tissue {
+                    json,
+                    steps,
+                    max_tets,
+                },
+        }) => {
+            let report = haptwin::bench::bench_tissue(steps as usize, max_tets)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_bench(&report);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -296,4 +334,45 @@ fn describe_realtime(status: &RealtimeStatus) -> String {
         RealtimeStatus::NotRequested => "not requested".into(),
         other => format!("{other:?}"),
     }
+}
+
+fn print_bench(r: &haptwin::bench::BenchReport) {
+    let c = &r.config;
+    println!(
+        "haptwin bench tissue: dt {} s, {} substeps x {} iteration, {} thread, {}, {} mm cells, E {} Pa, nu {}",
+        c.dt_s,
+        c.substeps,
+        c.iterations_per_substep,
+        c.threads,
+        c.precision,
+        c.cell_m * 1000.0,
+        c.youngs_modulus_pa,
+        c.poisson_ratio
+    );
+    println!(
+        "  {:>7} {:>9} {:>12} {:>12} {:>11} {:>9}",
+        "tets", "particles", "step p50 us", "step p99 us", "tets/ms", "inverted"
+    );
+    for s in &r.sizes {
+        println!(
+            "  {:>7} {:>9} {:>12} {:>12} {:>11} {:>9}",
+            s.tets, s.particles, s.step_us.p50, s.step_us.p99, s.tets_per_ms, s.inverted_tets
+        );
+    }
+    let k = &r.cantilever;
+    println!(
+        "  cantilever (16x2x2 cells): sag {:.3} mm vs beam formula {:.3} mm: {:+.1} % (settled after {:.1} s: {})",
+        k.measured_m * 1000.0,
+        k.expected_m * 1000.0,
+        k.error_pct,
+        k.settled_after_s,
+        k.settled
+    );
+    let t = &r.stretch;
+    println!(
+        "  stretch (8x2x2 cells, ~1 % strain): Poisson ratio {:.3} (material {}), volume change {:+.3} %",
+        t.poisson_ratio,
+        c.poisson_ratio,
+        t.volume_change * 100.0
+    );
 }

@@ -262,6 +262,37 @@ fn log_command_reads_a_log_and_flags_a_damaged_one() {
 }
 
 #[test]
+fn bench_tissue_reports_speed_and_accuracy() {
+    let out = haptwin()
+        .args([
+            "bench",
+            "tissue",
+            "--json",
+            "--steps",
+            "20",
+            "--max-tets",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    let j = json_of(&out);
+    let sizes = j["sizes"].as_array().unwrap();
+    assert_eq!(sizes.len(), 1, "only the 1k block fits --max-tets 1000");
+    let row = &sizes[0];
+    assert_eq!(row["tets"], 1000);
+    assert_eq!(row["steps"], 20);
+    for key in ["p50", "p99"] {
+        assert!(row["step_us"][key].as_f64().unwrap() > 0.0);
+    }
+    assert!(row["tets_per_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(row["inverted_tets"], 0);
+    assert_eq!(row["cantilever_error_pct"], j["cantilever"]["error_pct"]);
+    assert!(j["cantilever"]["settled"].as_bool().unwrap());
+    assert!(j["stretch"]["poisson_ratio"].as_f64().unwrap() > 0.0);
+    assert_eq!(j["config"]["substeps"], 2);
+}
+
+#[test]
 fn missing_log_is_a_clear_error() {
     let out = haptwin()
         .args(["log", "/nonexistent/x.htlog"])

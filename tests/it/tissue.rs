@@ -26,5 +26,8 @@ fn cantilever_tip_deflection_converges_to_the_beam_formula() {
         );
     }
     let (_, finest) = errors[errors.len() - 1];
-    assert!(finest.abs() < 5.0, "finest mesh off by {finest:.2} %: {errors:?}");
+    assert!(
+        finest.abs() < 5.0,
+        "finest mesh off by {finest:.2} %: {errors:?}"
+    );
 }
