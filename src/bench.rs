@@ -125,7 +125,7 @@ pub fn bench_tissue(steps: usize, max_tets: usize) -> Result<BenchReport, BenchE
         config: SolverConfig {
             dt_s: params.dt_s,
             substeps: params.substeps,
-            iterations_per_substep: 1,
+            iterations_per_substep: params.iterations,
             threads: 1,
             precision: "f64",
             cell_m: CELL_M,

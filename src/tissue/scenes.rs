@@ -115,7 +115,7 @@ impl Cantilever {
     }
 
     /// Steps the bar (gravity off, no tool) with `params` until the tip deflection changes by
-    /// less than 1e-4 of itself over 0.1 s, or `max_s` simulated seconds pass.
+    /// less than 1e-5 of itself over 0.1 s, or `max_s` simulated seconds pass.
     pub fn settle(
         mut self,
         params: &StepParams,
@@ -142,7 +142,7 @@ impl Cantilever {
             }
             steps += window;
             let now = self.tip_deflection_m(&rest_y);
-            if steps >= min_steps && (now - last).abs() <= 1e-4 * now.abs() {
+            if steps >= min_steps && (now - last).abs() <= 1e-5 * now.abs() {
                 settled = true;
                 break;
             }

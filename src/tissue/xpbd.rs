@@ -49,8 +49,10 @@ impl Material {
 pub struct StepParams {
     /// Length of the step (one haptic tick), seconds.
     pub dt_s: f64,
-    /// Substeps per step, each with one constraint iteration.
+    /// Substeps per step.
     pub substeps: u32,
+    /// Constraint iterations per substep (multipliers kept across them).
+    pub iterations: u32,
     /// Gravity in the world frame, m/s^2.
     pub gravity_m_per_s2: [f64; 3],
     /// Velocity damping rate, 1/s (velocity decays as exp(-rate t)).
@@ -62,6 +64,7 @@ impl Default for StepParams {
         Self {
             dt_s: 1e-3,
             substeps: 2,
+            iterations: 1,
             gravity_m_per_s2: [0.0, -9.81, 0.0],
             damping_per_s: 20.0,
         }
@@ -118,6 +121,8 @@ pub struct Tissue {
     deviatoric_compliance: Vec<f64>,
     hydrostatic_compliance: Vec<f64>,
     hydrostatic_rest: Vec<f64>,
+    lambda_deviatoric: Vec<f64>,
+    lambda_hydrostatic: Vec<f64>,
     surface_triangles: Vec<[u32; 3]>,
     last_tool_center_in_world_m: Option<Vector3<f64>>,
 }
@@ -164,6 +169,8 @@ impl Tissue {
             inv_rest_shape,
             deviatoric_compliance: dev,
             hydrostatic_compliance: hyd,
+            lambda_deviatoric: vec![0.0; mesh.tets.len()],
+            lambda_hydrostatic: vec![0.0; mesh.tets.len()],
             hydrostatic_rest: hyd_rest,
             surface_triangles: mesh.surface_triangles.clone(),
             last_tool_center_in_world_m: None,
@@ -227,7 +234,15 @@ impl Tissue {
 
 /// One constraint projection on tet `t` with gradient `dcdf` (w.r.t. F) and value `c`.
 #[inline]
-fn project(tissue: &mut Tissue, t: usize, c: f64, dcdf: &Matrix3<f64>, compliance_over_h2: f64) {
+/// Returns the multiplier increment (0 when the constraint cannot move anything).
+fn project(
+    tissue: &mut Tissue,
+    t: usize,
+    c: f64,
+    dcdf: &Matrix3<f64>,
+    compliance_over_h2: f64,
+    lambda: f64,
+) -> f64 {
     let idx = tissue.tets[t];
     let g = dcdf * tissue.inv_rest_shape[t].transpose();
     let g1 = g.column(0).into_owned();
@@ -240,14 +255,17 @@ fn project(tissue: &mut Tissue, t: usize, c: f64, dcdf: &Matrix3<f64>, complianc
         denom += tissue.inv_mass_per_kg[idx[k] as usize] * gk.norm_squared();
     }
     if denom <= 0.0 {
-        return;
+        return 0.0;
     }
-    let dlambda = -c / denom;
+    // XPBD: the multiplier accumulated over this substep's iterations enters here, so the
+    // stiffness does not depend on the iteration count.
+    let dlambda = (-c - compliance_over_h2 * lambda) / denom;
     for (k, gk) in grads.iter().enumerate() {
         let q = idx[k] as usize;
         let w = tissue.inv_mass_per_kg[q];
         tissue.positions_m[q] += gk * (w * dlambda);
     }
+    dlambda
 }
 
 #[inline]
@@ -295,20 +313,27 @@ pub fn step(
             }
         }
 
-        // Material: stable Neo-Hookean, deviatoric then hydrostatic per tet.
-        for t in 0..tissue.tets.len() {
-            let f_mat = deformation_gradient(tissue, t);
-            let norm = f_mat.norm();
-            if norm > 1e-12 {
-                let a = tissue.deviatoric_compliance[t] / h2;
-                project(tissue, t, norm, &(f_mat / norm), a);
+        // Material: stable Neo-Hookean, deviatoric then hydrostatic per tet, `iterations`
+        // Gauss-Seidel sweeps with the multipliers kept across them (reset each substep).
+        tissue.lambda_deviatoric.fill(0.0);
+        tissue.lambda_hydrostatic.fill(0.0);
+        for _ in 0..params.iterations.max(1) {
+            for t in 0..tissue.tets.len() {
+                let f_mat = deformation_gradient(tissue, t);
+                let norm = f_mat.norm();
+                if norm > 1e-12 {
+                    let a = tissue.deviatoric_compliance[t] / h2;
+                    let l = tissue.lambda_deviatoric[t];
+                    tissue.lambda_deviatoric[t] += project(tissue, t, norm, &(f_mat / norm), a, l);
+                }
+                let f_mat = deformation_gradient(tissue, t);
+                let (f0, f1, f2) = (f_mat.column(0), f_mat.column(1), f_mat.column(2));
+                let cof = Matrix3::from_columns(&[f1.cross(&f2), f2.cross(&f0), f0.cross(&f1)]);
+                let c = f_mat.determinant() - tissue.hydrostatic_rest[t];
+                let a = tissue.hydrostatic_compliance[t] / h2;
+                let l = tissue.lambda_hydrostatic[t];
+                tissue.lambda_hydrostatic[t] += project(tissue, t, c, &cof, a, l);
             }
-            let f_mat = deformation_gradient(tissue, t);
-            let (f0, f1, f2) = (f_mat.column(0), f_mat.column(1), f_mat.column(2));
-            let cof = Matrix3::from_columns(&[f1.cross(&f2), f2.cross(&f0), f0.cross(&f1)]);
-            let c = f_mat.determinant() - tissue.hydrostatic_rest[t];
-            let a = tissue.hydrostatic_compliance[t] / h2;
-            project(tissue, t, c, &cof, a);
         }
 
         // Tool contact: push particles out of the sphere (hard, zero compliance).
@@ -403,6 +428,30 @@ mod tests {
         // And the rest state is stress-free: first derivative zero.
         let first = (psi(h) - psi(-h)) / (2.0 * h);
         assert!(first.abs() < 1e-6 * expected, "rest stress {first}");
+    }
+
+    #[test]
+    fn multipliers_kept_across_iterations_converge_instead_of_stiffening() {
+        // Static sag of a short tip-loaded bar for 1, 2, ..., 16 iterations per substep. With
+        // the multipliers kept across iterations the sag converges to the compliant solution
+        // (one iteration is a little soft: it solves with compliance alpha + w|grad C|^2).
+        // Dropping them would make every extra iteration stiffer, towards a rigid bar.
+        use crate::tissue::scenes::Cantilever;
+        let sag = |iterations| {
+            let bar = Cantilever::new(0.005, 8, 2, Material::LIVER, 0.01);
+            let params = StepParams {
+                iterations,
+                ..StepParams::default()
+            };
+            let r = bar.settle(&params, 30.0).unwrap();
+            assert!(r.settled, "{iterations} iterations: {r:?}");
+            r.measured_m
+        };
+        let s: Vec<f64> = [1, 2, 4, 8, 16].into_iter().map(sag).collect();
+        assert!(s[4] > 0.8 * s[0], "more iterations must not stiffen the bar: {s:?}");
+        let first_gap = (s[1] - s[0]).abs();
+        let last_gap = (s[4] - s[3]).abs();
+        assert!(last_gap < 0.25 * first_gap, "the sag must converge: {s:?}");
     }
 
     #[test]
