@@ -124,6 +124,7 @@ pub struct Tissue {
     lambda_deviatoric: Vec<f64>,
     lambda_hydrostatic: Vec<f64>,
     surface_triangles: Vec<[u32; 3]>,
+    tet_material: Vec<u16>,
     last_tool_center_in_world_m: Option<Vector3<f64>>,
 }
 
@@ -131,15 +132,36 @@ impl Tissue {
     /// Builds the tissue from a mesh and one material; particles for which `fixed(rest_pos)` is
     /// true are held in place (infinite mass), e.g. the face lying on the table.
     pub fn new(mesh: &TetMesh, material: Material, fixed: impl Fn(&Vector3<f64>) -> bool) -> Self {
+        let ids = vec![0u16; mesh.tets.len()];
+        Self::with_materials(mesh, &[material], &ids, fixed)
+    }
+
+    /// Builds the tissue with a material per tet: `tet_material[t]` indexes `materials` (e.g.
+    /// parenchyma, tumour, vessel). Masses come from each tet's density and volume.
+    ///
+    /// # Panics
+    /// If `tet_material` does not have one entry per tet, or an entry is out of range.
+    pub fn with_materials(
+        mesh: &TetMesh,
+        materials: &[Material],
+        tet_material: &[u16],
+        fixed: impl Fn(&Vector3<f64>) -> bool,
+    ) -> Self {
+        assert_eq!(
+            tet_material.len(),
+            mesh.tets.len(),
+            "one material id per tet"
+        );
         let n = mesh.rest_positions_m.len();
-        let (mu, _) = material.lame();
-        let lambda = material.stable_neo_hookean_lambda();
         let mut mass = vec![0.0f64; n];
         let mut inv_rest_shape = Vec::with_capacity(mesh.tets.len());
         let mut dev = Vec::with_capacity(mesh.tets.len());
         let mut hyd = Vec::with_capacity(mesh.tets.len());
         let mut hyd_rest = Vec::with_capacity(mesh.tets.len());
-        for t in &mesh.tets {
+        for (t, &id) in mesh.tets.iter().zip(tet_material) {
+            let material = materials[id as usize];
+            let (mu, _) = material.lame();
+            let lambda = material.stable_neo_hookean_lambda();
             let p = t.map(|q| &mesh.rest_positions_m[q as usize]);
             let vol = signed_volume(p);
             assert!(vol > 0.0, "tet with non-positive rest volume");
@@ -173,8 +195,14 @@ impl Tissue {
             lambda_hydrostatic: vec![0.0; mesh.tets.len()],
             hydrostatic_rest: hyd_rest,
             surface_triangles: mesh.surface_triangles.clone(),
+            tet_material: tet_material.to_vec(),
             last_tool_center_in_world_m: None,
         }
+    }
+
+    /// The material id of each tet (an index into the materials the tissue was built with).
+    pub fn tet_materials(&self) -> &[u16] {
+        &self.tet_material
     }
 
     /// Sets a constant external force on particle `q` (world frame, newtons), applied every
@@ -448,10 +476,57 @@ mod tests {
             r.measured_m
         };
         let s: Vec<f64> = [1, 2, 4, 8, 16].into_iter().map(sag).collect();
-        assert!(s[4] > 0.8 * s[0], "more iterations must not stiffen the bar: {s:?}");
+        assert!(
+            s[4] > 0.8 * s[0],
+            "more iterations must not stiffen the bar: {s:?}"
+        );
         let first_gap = (s[1] - s[0]).abs();
         let last_gap = (s[4] - s[3]).abs();
         assert!(last_gap < 0.25 * first_gap, "the sag must converge: {s:?}");
+    }
+
+    #[test]
+    fn a_stiffer_region_pushes_back_harder() {
+        // Left half liver, right half five times stiffer (tumour-like): the same press gives a
+        // larger force over the stiff half.
+        let mesh = TetMesh::block(
+            Vector3::new(-0.05, -0.0375, -0.05),
+            Vector3::new(0.05, 0.0, 0.05),
+            [8, 3, 8],
+        );
+        let tumour = Material {
+            youngs_modulus_pa: 5.0 * Material::LIVER.youngs_modulus_pa,
+            ..Material::LIVER
+        };
+        let ids: Vec<u16> = mesh
+            .tets
+            .iter()
+            .map(|t| {
+                let cx: f64 = t.iter().map(|&q| mesh.rest_positions_m[q as usize].x).sum();
+                u16::from(cx > 0.0)
+            })
+            .collect();
+        let press = |x: f64| {
+            let mut t =
+                Tissue::with_materials(&mesh, &[Material::LIVER, tumour], &ids, |p| p.y < -0.0374);
+            let p = StepParams::default();
+            let mut f = Vector3::zeros();
+            for i in 0..2500 {
+                let y = (0.022 - i as f64 * 1e-5).max(0.006);
+                let tool = SphereTool {
+                    center_in_world_m: Vector3::new(x, y, 0.0),
+                    radius_m: 0.012,
+                };
+                let r = step(&p, &mut t, &tool).unwrap();
+                if i >= 2300 {
+                    f += r.force_on_tool_n / 200.0;
+                }
+            }
+            f.y
+        };
+        let (soft, stiff) = (press(-0.025), press(0.025));
+        assert!(soft > 0.0);
+        assert!(stiff > 2.0 * soft, "soft {soft} N, stiff {stiff} N");
     }
 
     #[test]
