@@ -219,6 +219,16 @@ impl Tissue {
         self.inv_mass_per_kg[q] == 0.0
     }
 
+    /// Kinetic energy of the free particles, joules.
+    pub fn kinetic_energy_j(&self) -> f64 {
+        self.velocities_m_per_s
+            .iter()
+            .zip(&self.inv_mass_per_kg)
+            .filter(|(_, &w)| w > 0.0)
+            .map(|(v, &w)| 0.5 * v.norm_squared() / w)
+            .sum()
+    }
+
     /// Tets whose signed volume is not positive now (inverted or flat).
     pub fn inverted_tets(&self) -> usize {
         self.tets
