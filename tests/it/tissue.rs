@@ -1,5 +1,5 @@
-//! The tissue model against physics: a tip-loaded cantilever converges to the beam formula as
-//! the mesh refines; violent tool motion leaves no NaN, no inverted tet, and no energy that grows
+//! The tissue model against physics: a tip-loaded cantilever's error against the beam formula
+//! shrinks as the mesh refines; violent tool motion leaves no NaN, no inverted tet, and no energy that grows
 //! without input.
 
 use nalgebra::Vector3;
@@ -9,11 +9,16 @@ use haptwin::tissue::scenes::Cantilever;
 use haptwin::tissue::{step, Material, SphereTool, StepParams};
 
 /// Tip load sized for a deflection of 1 % of the length (small-deflection regime) on an 8 cm
-/// liver bar with a 1 cm square section, meshed with 1, 2 and 4 cells across. Linear tets are
-/// too stiff in bending on coarse meshes; the error must shrink with refinement and the finest
-/// mesh must be within 5 % of P L^3 / (3 E I). The solver is the demo's configuration.
+/// liver bar with a 1 cm square section, meshed with 1, 2 and 4 cells across, in the demo's
+/// solver configuration. Linear tets are too stiff in bending on coarse meshes: the error against
+/// P L^3 / (3 E I) must shrink as the mesh refines, and nothing may invert.
+///
+/// Not asserted: closeness at the finest mesh. It lands at about -1 %, but only because two
+/// errors cancel. One iteration per substep is slightly too soft, and the tets are too stiff.
+/// Converged solves of the same bar (8 iterations, or 8 substeps) give -10 % to -13 %; see
+/// docs/tissue.md. Issue 3 owns the 5 % target.
 #[test]
-fn cantilever_tip_deflection_converges_to_the_beam_formula() {
+fn cantilever_error_shrinks_as_the_mesh_refines() {
     let mut errors = Vec::new();
     for (along, across) in [(8, 1), (16, 2), (32, 4)] {
         let cell_m = 0.08 / along as f64;
@@ -21,6 +26,7 @@ fn cantilever_tip_deflection_converges_to_the_beam_formula() {
         let r = bar.settle(&StepParams::default(), 30.0).unwrap();
         assert!(r.settled, "{along}x{across} did not settle: {r:?}");
         assert_eq!(r.inverted_tets, 0);
+        assert!(r.measured_m > 0.0, "the bar must sag under its load: {r:?}");
         errors.push((across, r.error_pct));
     }
     for w in errors.windows(2) {
@@ -29,11 +35,6 @@ fn cantilever_tip_deflection_converges_to_the_beam_formula() {
             "the error must shrink with refinement: {errors:?}"
         );
     }
-    let (_, finest) = errors[errors.len() - 1];
-    assert!(
-        finest.abs() < 5.0,
-        "finest mesh off by {finest:.2} %: {errors:?}"
-    );
 }
 
 /// 10 s of fast stabs (2 cm deep at 5 Hz) while sweeping sideways at up to about 0.5 m/s, on
