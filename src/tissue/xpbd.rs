@@ -44,6 +44,14 @@ impl Material {
     }
 }
 
+/// A particle held to a world anchor by a zero-length spring.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Attachment {
+    particle: u32,
+    anchor_in_world_m: Vector3<f64>,
+    compliance_m_per_n: f64,
+}
+
 /// Parameters of one step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepParams {
@@ -125,6 +133,7 @@ pub struct Tissue {
     lambda_hydrostatic: Vec<f64>,
     surface_triangles: Vec<[u32; 3]>,
     tet_material: Vec<u16>,
+    attachments: Vec<Attachment>,
     last_tool_center_in_world_m: Option<Vector3<f64>>,
 }
 
@@ -196,6 +205,7 @@ impl Tissue {
             hydrostatic_rest: hyd_rest,
             surface_triangles: mesh.surface_triangles.clone(),
             tet_material: tet_material.to_vec(),
+            attachments: Vec::new(),
             last_tool_center_in_world_m: None,
         }
     }
@@ -212,6 +222,25 @@ impl Tissue {
     /// If `q` is out of range.
     pub fn set_external_force(&mut self, q: usize, force_n: Vector3<f64>) {
         self.external_force_n[q] = force_n;
+    }
+
+    /// Attaches particle `q` to a fixed point of the world by a zero-length spring of
+    /// `compliance_m_per_n` (0: rigid), as a ligament holds an organ. Set-up only: call before
+    /// stepping (it may allocate).
+    ///
+    /// # Panics
+    /// If `q` is out of range or the compliance is negative or not finite.
+    pub fn attach(&mut self, q: usize, anchor_in_world_m: Vector3<f64>, compliance_m_per_n: f64) {
+        assert!(q < self.positions_m.len(), "particle {q} out of range");
+        assert!(
+            compliance_m_per_n.is_finite() && compliance_m_per_n >= 0.0,
+            "compliance must be finite and non-negative"
+        );
+        self.attachments.push(Attachment {
+            particle: q as u32,
+            anchor_in_world_m,
+            compliance_m_per_n,
+        });
     }
 
     /// Whether particle `q` is fixed (infinite mass).
@@ -372,6 +401,26 @@ pub fn step(
                 let l = tissue.lambda_hydrostatic[t];
                 tissue.lambda_hydrostatic[t] += project(tissue, t, c, &cof, a, l);
             }
+        }
+
+        // Attachments: zero-length springs from particles to fixed anchors (ligaments), one
+        // projection per substep (the attachment's multiplier starts at zero each substep).
+        for a in 0..tissue.attachments.len() {
+            let Attachment {
+                particle,
+                anchor_in_world_m,
+                compliance_m_per_n,
+            } = tissue.attachments[a];
+            let q = particle as usize;
+            let w = tissue.inv_mass_per_kg[q];
+            let d = tissue.positions_m[q] - anchor_in_world_m;
+            let c = d.norm();
+            if w <= 0.0 || c < 1e-15 {
+                continue;
+            }
+            let a_tilde = compliance_m_per_n / h2;
+            let dlambda = -c / (w + a_tilde);
+            tissue.positions_m[q] += d / c * (w * dlambda);
         }
 
         // Tool contact: push particles out of the sphere (hard, zero compliance).
@@ -537,6 +586,42 @@ mod tests {
         let (soft, stiff) = (press(-0.025), press(0.025));
         assert!(soft > 0.0);
         assert!(stiff > 2.0 * soft, "soft {soft} N, stiff {stiff} N");
+    }
+
+    #[test]
+    fn attached_block_hangs_from_its_anchors() {
+        // A block with nothing fixed, its top face attached rigidly: it hangs, the attached
+        // particles stay at their anchors, and the block stretches downwards a little.
+        let mesh = TetMesh::block(
+            Vector3::new(-0.02, -0.02, -0.02),
+            Vector3::new(0.02, 0.0, 0.02),
+            [4, 2, 4],
+        );
+        let mut t = Tissue::new(&mesh, Material::LIVER, |_| false);
+        let top: Vec<usize> = (0..t.particle_count())
+            .filter(|&q| mesh.rest_positions_m[q].y > -1e-9)
+            .collect();
+        for &q in &top {
+            t.attach(q, mesh.rest_positions_m[q], 0.0);
+        }
+        let p = StepParams::default();
+        for _ in 0..3000 {
+            step(&p, &mut t, &far_tool()).unwrap();
+        }
+        for &q in &top {
+            let off = (t.positions_m[q] - mesh.rest_positions_m[q]).norm();
+            assert!(off < 1e-6, "attached particle {q} drifted {off} m");
+        }
+        let bottom_y = t
+            .positions_m
+            .iter()
+            .map(|p| p.y)
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            bottom_y < -0.0201 && bottom_y > -0.03,
+            "bottom at {bottom_y}"
+        );
+        assert_eq!(t.inverted_tets(), 0);
     }
 
     #[test]
