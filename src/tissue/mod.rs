@@ -7,6 +7,8 @@
 //! # Model (first version)
 //! - [`mesh`]: a lattice block of tetrahedra (five per cube, alternating so faces match) and its
 //!   outward boundary triangles.
+//! - [`embed`]: a finer visual surface carried by the tets through barycentric coordinates.
+//! - [`scenes`]: standard scenes for validation and benchmarks (cantilever, stretch, blocks).
 //! - [`xpbd`]: extended position-based dynamics with substeps ("small steps"), gravity,
 //!   velocity damping and fixed particles; per tet the stable Neo-Hookean material as a
 //!   deviatoric and a hydrostatic constraint (Macklin & Müller 2021) with compliances
@@ -19,6 +21,7 @@
 //! It is deterministic: the same inputs give the same bits (no threads, no hashing, fixed
 //! iteration order).
 
+pub mod embed;
 pub mod mesh;
 pub mod scenes;
 pub mod xpbd;

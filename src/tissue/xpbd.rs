@@ -210,6 +210,11 @@ impl Tissue {
         }
     }
 
+    /// The tets, four particle indices each (for [`super::embed::EmbeddedSurface::update`]).
+    pub fn tets(&self) -> &[[u32; 4]] {
+        &self.tets
+    }
+
     /// The material id of each tet (an index into the materials the tissue was built with).
     pub fn tet_materials(&self) -> &[u16] {
         &self.tet_material
