@@ -65,6 +65,8 @@ pub struct StepParams {
     pub gravity_m_per_s2: [f64; 3],
     /// Velocity damping rate, 1/s (velocity decays as exp(-rate t)).
     pub damping_per_s: f64,
+    /// Coulomb friction coefficient between the tool and the tissue (0: frictionless).
+    pub contact_friction: f64,
 }
 
 impl Default for StepParams {
@@ -75,6 +77,7 @@ impl Default for StepParams {
             iterations: 1,
             gravity_m_per_s2: [0.0, -9.81, 0.0],
             damping_per_s: 20.0,
+            contact_friction: 0.0,
         }
     }
 }
@@ -374,6 +377,7 @@ pub fn step(
     for s in 0..n_sub {
         let f = (s + 1) as f64 / n_sub as f64;
         let center = tool_from + (tool.center_in_world_m - tool_from) * f;
+        let tool_step = (tool.center_in_world_m - tool_from) / n_sub as f64;
 
         // Predict.
         for q in 0..tissue.positions_m.len() {
@@ -441,9 +445,22 @@ pub fn step(
                 let dist = d2.sqrt();
                 let normal = if dist > 1e-12 { d / dist } else { Vector3::y() };
                 let depth = r - dist;
-                tissue.positions_m[q] += normal * depth;
+                let mut correction = normal * depth;
+                if params.contact_friction > 0.0 {
+                    // Coulomb friction, position-based: cancel the particle's sliding relative
+                    // to the tool during this substep, up to friction * penetration.
+                    let moved = tissue.positions_m[q] + correction - tissue.substep_start_m[q];
+                    let slide = moved - tool_step;
+                    let tangential = slide - normal * slide.dot(&normal);
+                    let t_len = tangential.norm();
+                    let limit = params.contact_friction * depth;
+                    if t_len > 1e-15 {
+                        correction -= tangential * (limit / t_len).min(1.0);
+                    }
+                }
+                tissue.positions_m[q] += correction;
                 // Reaction on the tool: the impulse that moved the particle, opposite.
-                impulse_sum -= normal * (depth / w / h);
+                impulse_sum -= correction / (w * h);
                 contacts += 1;
             }
         }
@@ -627,6 +644,42 @@ mod tests {
             "bottom at {bottom_y}"
         );
         assert_eq!(t.inverted_tets(), 0);
+    }
+
+    #[test]
+    fn friction_resists_sliding() {
+        // Press the sphere 8 mm in, then slide it along +x at 5 cm/s: friction adds a force
+        // against the motion.
+        let drag = |mu: f64| {
+            let mut t = block();
+            let p = StepParams {
+                contact_friction: mu,
+                ..StepParams::default()
+            };
+            let mut fx = 0.0;
+            for i in 0..2300 {
+                let y = (0.022 - i as f64 * 1e-5).max(0.004);
+                let x = if i < 2000 {
+                    0.0
+                } else {
+                    (i - 2000) as f64 * 5e-5
+                };
+                let tool = SphereTool {
+                    center_in_world_m: Vector3::new(x - 0.0075, y, 0.0),
+                    radius_m: 0.012,
+                };
+                let r = step(&p, &mut t, &tool).unwrap();
+                if i >= 2200 {
+                    fx += r.force_on_tool_n.x / 100.0;
+                }
+            }
+            fx
+        };
+        let (free, rough) = (drag(0.0), drag(0.5));
+        assert!(
+            rough < free - 0.02,
+            "friction should pull back on the tool: {free} vs {rough} N"
+        );
     }
 
     #[test]
