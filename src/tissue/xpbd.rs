@@ -67,6 +67,8 @@ pub struct StepParams {
     pub damping_per_s: f64,
     /// Coulomb friction coefficient between the tool and the tissue (0: frictionless).
     pub contact_friction: f64,
+    /// Green-strain magnitude above which a tet accumulates damage (0: no damage tracking).
+    pub damage_strain: f64,
 }
 
 impl Default for StepParams {
@@ -78,6 +80,7 @@ impl Default for StepParams {
             gravity_m_per_s2: [0.0, -9.81, 0.0],
             damping_per_s: 20.0,
             contact_friction: 0.0,
+            damage_strain: 0.3,
         }
     }
 }
@@ -137,6 +140,7 @@ pub struct Tissue {
     surface_triangles: Vec<[u32; 3]>,
     tet_material: Vec<u16>,
     attachments: Vec<Attachment>,
+    damage: Vec<f64>,
     last_tool_center_in_world_m: Option<Vector3<f64>>,
 }
 
@@ -209,8 +213,26 @@ impl Tissue {
             surface_triangles: mesh.surface_triangles.clone(),
             tet_material: tet_material.to_vec(),
             attachments: Vec::new(),
+            damage: vec![0.0; mesh.tets.len()],
             last_tool_center_in_world_m: None,
         }
+    }
+
+    /// Accumulated over-strain damage per tet: the integral over time of
+    /// `(|E| / damage_strain - 1)` while positive, where `E` is the Green strain; seconds. It only
+    /// grows. A scoring input (how roughly the tissue was handled).
+    pub fn damage(&self) -> &[f64] {
+        &self.damage
+    }
+
+    /// Current volume of the tets whose damage exceeds `min_damage`, m^3.
+    pub fn damaged_volume_m3(&self, min_damage: f64) -> f64 {
+        self.tets
+            .iter()
+            .zip(&self.damage)
+            .filter(|(_, &d)| d > min_damage)
+            .map(|(t, _)| signed_volume(t.map(|q| &self.positions_m[q as usize])))
+            .sum()
     }
 
     /// The tets, four particle indices each (for [`super::embed::EmbeddedSurface::update`]).
@@ -393,9 +415,19 @@ pub fn step(
         // Gauss-Seidel sweeps with the multipliers kept across them (reset each substep).
         tissue.lambda_deviatoric.fill(0.0);
         tissue.lambda_hydrostatic.fill(0.0);
-        for _ in 0..params.iterations.max(1) {
+        let iterations = params.iterations.max(1);
+        for it in 0..iterations {
+            let last_iteration = it + 1 == iterations;
             for t in 0..tissue.tets.len() {
                 let f_mat = deformation_gradient(tissue, t);
+                if last_iteration && params.damage_strain > 0.0 {
+                    // Damage: time spent above the strain threshold, weighted by the excess.
+                    let green = (f_mat.transpose() * f_mat - Matrix3::identity()) * 0.5;
+                    let excess = green.norm() / params.damage_strain - 1.0;
+                    if excess > 0.0 {
+                        tissue.damage[t] += excess * h;
+                    }
+                }
                 let norm = f_mat.norm();
                 if norm > 1e-12 {
                     let a = tissue.deviatoric_compliance[t] / h2;
@@ -679,6 +711,35 @@ mod tests {
         assert!(
             rough < free - 0.02,
             "friction should pull back on the tool: {free} vs {rough} N"
+        );
+    }
+
+    #[test]
+    fn rough_handling_damages_and_gentle_does_not() {
+        let run = |depth_m: f64| {
+            let mut t = block();
+            let p = StepParams::default();
+            let mut history = Vec::new();
+            for i in 0..2500 {
+                let y = (0.022 - i as f64 * 2e-5).max(0.012 - depth_m);
+                let tool = SphereTool {
+                    center_in_world_m: Vector3::new(0.0, y, 0.0),
+                    radius_m: 0.012,
+                };
+                step(&p, &mut t, &tool).unwrap();
+                if i % 100 == 0 {
+                    history.push(t.damage().iter().sum::<f64>());
+                }
+            }
+            (t.damage().iter().filter(|&&d| d > 0.0).count(), history)
+        };
+        let (gentle, _) = run(0.004);
+        let (rough, history) = run(0.025);
+        assert_eq!(gentle, 0, "a 4 mm press must not damage");
+        assert!(rough > 0, "a 25 mm stab must damage some tets");
+        assert!(
+            history.windows(2).all(|w| w[1] >= w[0]),
+            "damage only grows"
         );
     }
 
