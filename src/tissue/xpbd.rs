@@ -140,6 +140,11 @@ pub struct Tissue {
     surface_triangles: Vec<[u32; 3]>,
     tet_material: Vec<u16>,
     attachments: Vec<Attachment>,
+    /// Grasped particles and their offsets from the tool centre (capacity: every particle, so
+    /// grasping never allocates).
+    grasped: Vec<(u32, Vector3<f64>)>,
+    /// Whether each particle is held by the grasp (held particles skip the contact push-out).
+    held: Vec<bool>,
     damage: Vec<f64>,
     last_tool_center_in_world_m: Option<Vector3<f64>>,
 }
@@ -213,9 +218,39 @@ impl Tissue {
             surface_triangles: mesh.surface_triangles.clone(),
             tet_material: tet_material.to_vec(),
             attachments: Vec::new(),
+            grasped: Vec::with_capacity(n),
+            held: vec![false; n],
             damage: vec![0.0; mesh.tets.len()],
             last_tool_center_in_world_m: None,
         }
+    }
+
+    /// Grasps: every free particle within `radius_m` of `tool_center_in_world_m` is held at its
+    /// current offset from the tool centre until [`Tissue::release`], moving with the tool (the
+    /// jaws). Replaces any earlier grasp. Returns how many particles were taken. Never allocates.
+    pub fn grasp(&mut self, tool_center_in_world_m: Vector3<f64>, radius_m: f64) -> usize {
+        self.release();
+        let r2 = radius_m * radius_m;
+        for (q, p) in self.positions_m.iter().enumerate() {
+            if self.inv_mass_per_kg[q] > 0.0 && (p - tool_center_in_world_m).norm_squared() <= r2 {
+                self.grasped.push((q as u32, p - tool_center_in_world_m));
+                self.held[q] = true;
+            }
+        }
+        self.grasped.len()
+    }
+
+    /// Lets go of every grasped particle.
+    pub fn release(&mut self) {
+        for &(q, _) in &self.grasped {
+            self.held[q as usize] = false;
+        }
+        self.grasped.clear();
+    }
+
+    /// Particles held by the current grasp.
+    pub fn grasped_count(&self) -> usize {
+        self.grasped.len()
     }
 
     /// Accumulated over-strain damage per tet: the integral over time of
@@ -464,11 +499,22 @@ pub fn step(
             tissue.positions_m[q] += d / c * (w * dlambda);
         }
 
+        // Grasp: held particles go where the jaws are (zero compliance); the tissue pulls back on
+        // the tool with the impulse that took them there.
+        for g in 0..tissue.grasped.len() {
+            let (q, offset) = tissue.grasped[g];
+            let q = q as usize;
+            let w = tissue.inv_mass_per_kg[q];
+            let correction = center + offset - tissue.positions_m[q];
+            tissue.positions_m[q] += correction;
+            impulse_sum -= correction / (w * h);
+        }
+
         // Tool contact: push particles out of the sphere (hard, zero compliance).
         contacts = 0;
         for q in 0..tissue.positions_m.len() {
             let w = tissue.inv_mass_per_kg[q];
-            if w <= 0.0 {
+            if w <= 0.0 || tissue.held[q] {
                 continue;
             }
             let d = tissue.positions_m[q] - center;
@@ -740,6 +786,65 @@ mod tests {
         assert!(
             history.windows(2).all(|w| w[1] >= w[0]),
             "damage only grows"
+        );
+    }
+
+    #[test]
+    fn grasp_lifts_tissue_pulls_back_and_releases() {
+        let mut t = block();
+        let p = StepParams::default();
+        // Rest the jaws on the surface over the centre vertex, grasp what is within 8 mm.
+        let mut tool = SphereTool {
+            center_in_world_m: Vector3::new(0.0, 0.0, 0.0),
+            radius_m: 0.004,
+        };
+        for _ in 0..500 {
+            step(&p, &mut t, &tool).unwrap();
+        }
+        let capacity = t.grasped.capacity();
+        let taken = t.grasp(tool.center_in_world_m, 0.008);
+        assert!(taken >= 1);
+        assert_eq!(t.grasped.capacity(), capacity, "grasping must not allocate");
+        let rest_y = t
+            .positions_m
+            .iter()
+            .map(|p| p.y)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let held: Vec<usize> = t.grasped.iter().map(|&(q, _)| q as usize).collect();
+        let held_y =
+            |t: &Tissue| held.iter().map(|&q| t.positions_m[q].y).sum::<f64>() / held.len() as f64;
+        let before = held_y(&t);
+        // Lift by 1 cm over 0.5 s, then hold.
+        let mut force = Vector3::zeros();
+        for i in 0..1000 {
+            tool.center_in_world_m.y = 0.01 * (i as f64 / 500.0).min(1.0);
+            let r = step(&p, &mut t, &tool).unwrap();
+            if i >= 900 {
+                force += r.force_on_tool_n / 100.0;
+            }
+        }
+        let lifted = held_y(&t) - before;
+        assert!(
+            (lifted - 0.01).abs() < 1e-6,
+            "the grasped tissue must come up with the jaws: {lifted}"
+        );
+        assert!(
+            force.y < -0.05,
+            "the tissue must pull the jaws down: {force:?}"
+        );
+        t.release();
+        assert_eq!(t.grasped_count(), 0);
+        for _ in 0..2000 {
+            step(&p, &mut t, &tool).unwrap();
+        }
+        let after = t
+            .positions_m
+            .iter()
+            .map(|p| p.y)
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!(
+            after < rest_y + 0.002,
+            "released tissue must fall back: {after}"
         );
     }
 
