@@ -419,3 +419,51 @@ fn stalled_snapshot_reader_does_not_hold_the_loop() {
         "the reader gets the newest snapshot"
     );
 }
+
+/// The tissue step allocates nothing with every feature in use: friction, damage tracking,
+/// attachments, and grasps taken and released mid-run.
+#[test]
+fn tissue_step_allocates_nothing_with_grasp_friction_damage_and_attachments() {
+    use haptwin::tissue::{step, SphereTool, StepParams};
+    use nalgebra::Vector3;
+    let _g = alloc_counter::EXCLUSIVE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let mut tissue = phantom_block();
+    for q in 0..tissue.particle_count() {
+        if tissue.positions_m[q].x < -0.049 {
+            let anchor = tissue.positions_m[q];
+            tissue.attach(q, anchor, 1e-4);
+        }
+    }
+    let params = StepParams {
+        contact_friction: 0.4,
+        damage_strain: 0.05,
+        iterations: 2,
+        ..StepParams::default()
+    };
+    let before = alloc_counter::violations();
+    alloc_counter::arm();
+    let mut grasped = 0;
+    for i in 0..3_000u64 {
+        let t_s = i as f64 * 1e-3;
+        let tool = SphereTool {
+            center_in_world_m: Vector3::new(0.02 * (6.0 * t_s).sin(), 0.004, 0.0),
+            radius_m: 0.012,
+        };
+        if i % 500 == 100 {
+            grasped += tissue.grasp(tool.center_in_world_m, 0.014);
+        }
+        if i % 500 == 300 {
+            tissue.release();
+        }
+        step(&params, &mut tissue, &tool).unwrap();
+    }
+    alloc_counter::disarm();
+    assert_eq!(alloc_counter::violations() - before, 0);
+    assert!(grasped > 0, "the grasps must have taken tissue");
+    assert!(
+        tissue.damage().iter().any(|&d| d > 0.0),
+        "damage must have been tracked"
+    );
+}
