@@ -27,4 +27,6 @@ pub mod scenes;
 pub mod xpbd;
 
 pub use mesh::TetMesh;
-pub use xpbd::{step, Material, SphereTool, StepParams, StepResult, Tissue, TissueError};
+pub use xpbd::{
+    step, CapsuleTool, Material, SphereTool, StepParams, StepResult, Tissue, TissueError, ToolShape,
+};

@@ -85,13 +85,78 @@ impl Default for StepParams {
     }
 }
 
-/// A rigid sphere tool, moved kinematically by the haptic loop.
+/// A rigid tool shape: every point within `radius_m` of its core (a point, a segment) is
+/// inside it. Moved kinematically by its centre.
+pub trait ToolShape {
+    /// Centre in the world frame, metres.
+    fn center_in_world_m(&self) -> Vector3<f64>;
+    /// Radius around the core, metres.
+    fn radius_m(&self) -> f64;
+    /// The point of the core nearest to `x`, with the tool centred at `center` (world frame).
+    fn closest_core_point(&self, center: Vector3<f64>, x: Vector3<f64>) -> Vector3<f64>;
+    /// Whether the shape's numbers are all finite.
+    fn is_finite(&self) -> bool;
+}
+
+/// A rigid sphere tool (a probe tip), moved kinematically by the haptic loop.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SphereTool {
     /// Centre in the world frame, metres.
     pub center_in_world_m: Vector3<f64>,
     /// Radius, metres.
     pub radius_m: f64,
+}
+
+impl ToolShape for SphereTool {
+    fn center_in_world_m(&self) -> Vector3<f64> {
+        self.center_in_world_m
+    }
+    fn radius_m(&self) -> f64 {
+        self.radius_m
+    }
+    #[inline]
+    fn closest_core_point(&self, center: Vector3<f64>, _x: Vector3<f64>) -> Vector3<f64> {
+        center
+    }
+    fn is_finite(&self) -> bool {
+        self.center_in_world_m.iter().all(|v| v.is_finite()) && self.radius_m.is_finite()
+    }
+}
+
+/// A rigid capsule tool (an instrument shaft, a jaw): a segment of half-length
+/// `|half_axis_in_world_m|` through the centre, thickened by `radius_m`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapsuleTool {
+    /// Centre of the segment in the world frame, metres.
+    pub center_in_world_m: Vector3<f64>,
+    /// From the centre to one end of the segment, world frame, metres.
+    pub half_axis_in_world_m: Vector3<f64>,
+    /// Radius, metres.
+    pub radius_m: f64,
+}
+
+impl ToolShape for CapsuleTool {
+    fn center_in_world_m(&self) -> Vector3<f64> {
+        self.center_in_world_m
+    }
+    fn radius_m(&self) -> f64 {
+        self.radius_m
+    }
+    #[inline]
+    fn closest_core_point(&self, center: Vector3<f64>, x: Vector3<f64>) -> Vector3<f64> {
+        let axis = self.half_axis_in_world_m;
+        let len2 = axis.norm_squared();
+        if len2 <= 0.0 {
+            return center;
+        }
+        let t = ((x - center).dot(&axis) / len2).clamp(-1.0, 1.0);
+        center + axis * t
+    }
+    fn is_finite(&self) -> bool {
+        self.center_in_world_m.iter().all(|v| v.is_finite())
+            && self.half_axis_in_world_m.iter().all(|v| v.is_finite())
+            && self.radius_m.is_finite()
+    }
 }
 
 /// What one step produced.
@@ -410,14 +475,15 @@ fn deformation_gradient(tissue: &Tissue, t: usize) -> Matrix3<f64> {
 ///
 /// The tool moves linearly from where it was at the last step to `tool` across the substeps.
 /// On a non-finite result the tissue is restored to its state after the last good step.
-pub fn step(
+pub fn step<T: ToolShape>(
     params: &StepParams,
     tissue: &mut Tissue,
-    tool: &SphereTool,
+    tool: &T,
 ) -> Result<StepResult, TissueError> {
-    if !tool.center_in_world_m.iter().all(|v| v.is_finite()) || !tool.radius_m.is_finite() {
+    if !tool.is_finite() {
         return Err(TissueError::BadTool);
     }
+    let tool_center_now = tool.center_in_world_m();
     let n_sub = params.substeps.max(1);
     let h = params.dt_s / n_sub as f64;
     let h2 = h * h;
@@ -425,16 +491,16 @@ pub fn step(
     let damping = (-params.damping_per_s * h).exp();
     let tool_from = tissue
         .last_tool_center_in_world_m
-        .unwrap_or(tool.center_in_world_m);
-    let r = tool.radius_m;
+        .unwrap_or(tool_center_now);
+    let r = tool.radius_m();
     let r2 = r * r;
 
     let mut impulse_sum = Vector3::zeros();
     let mut contacts = 0u32;
     for s in 0..n_sub {
         let f = (s + 1) as f64 / n_sub as f64;
-        let center = tool_from + (tool.center_in_world_m - tool_from) * f;
-        let tool_step = (tool.center_in_world_m - tool_from) / n_sub as f64;
+        let center = tool_from + (tool_center_now - tool_from) * f;
+        let tool_step = (tool_center_now - tool_from) / n_sub as f64;
 
         // Predict.
         for q in 0..tissue.positions_m.len() {
@@ -517,7 +583,8 @@ pub fn step(
             if w <= 0.0 || tissue.held[q] {
                 continue;
             }
-            let d = tissue.positions_m[q] - center;
+            let x = tissue.positions_m[q];
+            let d = x - tool.closest_core_point(center, x);
             let d2 = d.norm_squared();
             if d2 < r2 {
                 let dist = d2.sqrt();
@@ -551,7 +618,7 @@ pub fn step(
             }
         }
     }
-    tissue.last_tool_center_in_world_m = Some(tool.center_in_world_m);
+    tissue.last_tool_center_in_world_m = Some(tool_center_now);
 
     if let Some(bad) = tissue
         .positions_m
@@ -845,6 +912,75 @@ mod tests {
         assert!(
             after < rest_y + 0.002,
             "released tissue must fall back: {after}"
+        );
+    }
+
+    #[test]
+    fn capsule_presses_along_its_length() {
+        // A 4 cm shaft of 8 mm radius laid across the surface and pressed 4 mm in pushes back
+        // harder than an 8 mm sphere pressed as deep, and straight up. (Contact is against the
+        // particles, 12.5 mm apart here: a much thinner tool would slip between them.)
+        let press = |shape: &dyn Fn(f64) -> (Vector3<f64>, f64)| {
+            let mut t = block();
+            let p = StepParams::default();
+            let mut f = Vector3::zeros();
+            for i in 0..2500 {
+                let (c, _) = shape((0.025 - i as f64 * 1e-5).max(0.004));
+                let r = if shape(0.0).1 > 0.0 {
+                    step(
+                        &p,
+                        &mut t,
+                        &CapsuleTool {
+                            center_in_world_m: c,
+                            half_axis_in_world_m: Vector3::new(shape(0.0).1, 0.0, 0.0),
+                            radius_m: 0.008,
+                        },
+                    )
+                } else {
+                    step(
+                        &p,
+                        &mut t,
+                        &SphereTool {
+                            center_in_world_m: c,
+                            radius_m: 0.008,
+                        },
+                    )
+                }
+                .unwrap();
+                if i >= 2300 {
+                    f += r.force_on_tool_n / 200.0;
+                }
+            }
+            f
+        };
+        let sphere = press(&|y| (Vector3::new(0.0, y, 0.0), 0.0));
+        let capsule = press(&|y| (Vector3::new(0.0, y, 0.0), 0.02));
+        assert!(
+            sphere.y > 0.0 && capsule.y > 2.0 * sphere.y,
+            "sphere {sphere:?}, capsule {capsule:?}"
+        );
+        assert!(capsule.x.abs() < 0.1 * capsule.y && capsule.z.abs() < 0.1 * capsule.y);
+    }
+
+    #[test]
+    fn capsule_closest_point_clamps_to_the_segment() {
+        let c = CapsuleTool {
+            center_in_world_m: Vector3::zeros(),
+            half_axis_in_world_m: Vector3::new(0.01, 0.0, 0.0),
+            radius_m: 0.002,
+        };
+        let z = Vector3::zeros();
+        assert_eq!(
+            c.closest_core_point(z, Vector3::new(0.005, 0.003, 0.0)),
+            Vector3::new(0.005, 0.0, 0.0)
+        );
+        assert_eq!(
+            c.closest_core_point(z, Vector3::new(0.05, 0.0, 0.0)),
+            Vector3::new(0.01, 0.0, 0.0)
+        );
+        assert_eq!(
+            c.closest_core_point(z, Vector3::new(-0.05, 0.1, 0.0)),
+            Vector3::new(-0.01, 0.0, 0.0)
         );
     }
 
