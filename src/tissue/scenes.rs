@@ -10,6 +10,40 @@ use nalgebra::Vector3;
 use super::mesh::TetMesh;
 use super::xpbd::{step, Material, SphereTool, StepParams, Tissue, TissueError};
 
+/// A square bar along +x from x = 0 to its length, clamped at x = 0: its mesh, tissue, length,
+/// side and the particles of its free end face (x = L).
+struct Bar {
+    mesh: TetMesh,
+    tissue: Tissue,
+    length_m: f64,
+    side_m: f64,
+    end_particles: Vec<usize>,
+}
+
+impl Bar {
+    fn new(cell_m: f64, cells_along: usize, cells_across: usize, material: Material) -> Self {
+        let length_m = cell_m * cells_along as f64;
+        let side_m = cell_m * cells_across as f64;
+        let half = side_m / 2.0;
+        let mesh = TetMesh::block(
+            Vector3::new(0.0, -half, -half),
+            Vector3::new(length_m, half, half),
+            [cells_along, cells_across, cells_across],
+        );
+        let tissue = Tissue::new(&mesh, material, |p| p.x <= 1e-12);
+        let end_particles = (0..mesh.rest_positions_m.len())
+            .filter(|&q| mesh.rest_positions_m[q].x >= length_m - 1e-12)
+            .collect();
+        Self {
+            mesh,
+            tissue,
+            length_m,
+            side_m,
+            end_particles,
+        }
+    }
+}
+
 /// A square bar along +x, clamped at x = 0, loaded downwards (-y) at its free end.
 #[derive(Debug, Clone)]
 pub struct Cantilever {
@@ -57,22 +91,13 @@ impl Cantilever {
         material: Material,
         deflection_fraction: f64,
     ) -> Self {
-        let length_m = cell_m * cells_along as f64;
-        let side_m = cell_m * cells_across as f64;
-        let half = side_m / 2.0;
-        let mesh = TetMesh::block(
-            Vector3::new(0.0, -half, -half),
-            Vector3::new(length_m, half, half),
-            [cells_along, cells_across, cells_across],
-        );
-        let mut tissue = Tissue::new(&mesh, material, |p| p.x <= 1e-12);
-        let tip_particles: Vec<usize> = mesh
-            .rest_positions_m
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.x >= length_m - 1e-12)
-            .map(|(i, _)| i)
-            .collect();
+        let Bar {
+            mut tissue,
+            length_m,
+            side_m,
+            end_particles: tip_particles,
+            ..
+        } = Bar::new(cell_m, cells_along, cells_across, material);
         let i_m4 = side_m.powi(4) / 12.0;
         // P L^3 / (3 E I) = fraction * L
         let load_n = 3.0 * material.youngs_modulus_pa * i_m4 * deflection_fraction * length_m
@@ -235,15 +260,14 @@ impl Stretch {
         material: Material,
         stress_pa: f64,
     ) -> Self {
-        let length_m = cell_m * cells_along as f64;
-        let side_m = cell_m * cells_across as f64;
+        let Bar {
+            mesh,
+            mut tissue,
+            length_m,
+            side_m,
+            end_particles: tips,
+        } = Bar::new(cell_m, cells_along, cells_across, material);
         let half = side_m / 2.0;
-        let mesh = TetMesh::block(
-            Vector3::new(0.0, -half, -half),
-            Vector3::new(length_m, half, half),
-            [cells_along, cells_across, cells_across],
-        );
-        let mut tissue = Tissue::new(&mesh, material, |p| p.x <= 1e-12);
         // Load the end face by tributary area so the traction is uniform.
         let n = cells_across as f64;
         let weight = |v: f64| {
@@ -254,9 +278,6 @@ impl Stretch {
                 1.0
             }
         };
-        let tips: Vec<usize> = (0..mesh.rest_positions_m.len())
-            .filter(|&q| mesh.rest_positions_m[q].x >= length_m - 1e-12)
-            .collect();
         let total_weight: f64 = tips
             .iter()
             .map(|&q| weight(mesh.rest_positions_m[q].y) * weight(mesh.rest_positions_m[q].z))
