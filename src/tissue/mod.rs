@@ -22,11 +22,14 @@
 //! iteration order).
 
 pub mod embed;
+mod kernel;
 pub mod mesh;
 pub mod scenes;
+pub mod topology;
 pub mod xpbd;
 
 pub use mesh::TetMesh;
 pub use xpbd::{
-    step, CapsuleTool, Material, SphereTool, StepParams, StepResult, Tissue, TissueError, ToolShape,
+    step, step_with, CapsuleTool, Material, NoHook, SphereTool, StepParams, StepResult,
+    SubstepHook, Tissue, TissueError, ToolShape,
 };

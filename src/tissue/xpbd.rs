@@ -1,11 +1,22 @@
-//! XPBD stepping of a tet mesh with a stable Neo-Hookean material and a sphere tool.
+//! XPBD stepping of a tet mesh with a stable Neo-Hookean material, tool contact, grasping,
+//! cutting, resection and tearing.
 //!
-//! Real-time contract: [`step`] neither allocates nor locks; all buffers are sized by
-//! [`Tissue::new`]. Deterministic: fixed iteration order, no threads.
+//! Owns [`Tissue`] (particles, tets, materials, live surface) and [`step`]. The material
+//! constraints are projected by [`super::kernel`]; contact, grasp, attachments and the needle
+//! (through [`SubstepHook`]) are projected here, in that order, in every substep.
+//!
+//! Real-time contract: [`step`], [`Tissue::cut`], [`Tissue::resect`], [`Tissue::grasp`] and
+//! [`Tissue::release`] neither allocate nor lock; every buffer (the live surface included) is
+//! sized by [`Tissue::new`]. Deterministic: fixed iteration order, no threads, no hashing after
+//! set-up.
 
 use nalgebra::{Matrix3, Vector3};
 
+use super::kernel::{MaterialBatches, Strain, TetRest};
 use super::mesh::{signed_volume, TetMesh};
+use super::topology::{
+    closest_on_triangle, face_neighbours, point_in_tet, rebuild_surface, segment_hits_triangle,
+};
 
 /// An isotropic hyperelastic material.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,6 +80,8 @@ pub struct StepParams {
     pub contact_friction: f64,
     /// Green-strain magnitude above which a tet accumulates damage (0: no damage tracking).
     pub damage_strain: f64,
+    /// Edge stretch (current / rest length) past which a tet tears and is removed (0: never).
+    pub tear_stretch: f64,
 }
 
 impl Default for StepParams {
@@ -81,6 +94,7 @@ impl Default for StepParams {
             damping_per_s: 20.0,
             contact_friction: 0.0,
             damage_strain: 0.3,
+            tear_stretch: 1.8,
         }
     }
 }
@@ -120,6 +134,18 @@ impl ToolShape for SphereTool {
     }
     fn is_finite(&self) -> bool {
         self.center_in_world_m.iter().all(|v| v.is_finite()) && self.radius_m.is_finite()
+    }
+}
+
+impl CapsuleTool {
+    /// A scalpel blade for contact: its cutting edge from `heel` to `tip` (world frame, metres),
+    /// thickened to `thickness_m`. Cutting itself is [`Tissue::cut`].
+    pub fn blade(heel: Vector3<f64>, tip: Vector3<f64>, thickness_m: f64) -> Self {
+        Self {
+            center_in_world_m: (heel + tip) / 2.0,
+            half_axis_in_world_m: (tip - heel) / 2.0,
+            radius_m: thickness_m / 2.0,
+        }
     }
 }
 
@@ -164,8 +190,10 @@ impl ToolShape for CapsuleTool {
 pub struct StepResult {
     /// Force the tissue exerts on the tool, newtons (average over the substeps).
     pub force_on_tool_n: Vector3<f64>,
-    /// Particles in contact with the tool in the last substep.
+    /// Particles and surface triangles in contact with the tool in the last substep.
     pub contacts: u32,
+    /// Tets torn (removed for over-stretch) in this step.
+    pub torn_tets: u32,
 }
 
 /// Errors from the tissue step.
@@ -184,35 +212,57 @@ pub enum TissueError {
     BadTool,
 }
 
+/// Extra constraints projected in every substep after the grasp and before contact (the
+/// needle's shaft). Implementations must not allocate or lock.
+pub trait SubstepHook {
+    /// Projects the hook's constraints for the substep ending at fraction `f` of the step, of
+    /// length `h_s`; returns the impulse the tissue exerted on the tool, newton-seconds.
+    fn project(&mut self, tissue: &mut Tissue, f: f64, h_s: f64) -> Vector3<f64>;
+}
+
 /// The simulated tissue: particles, tets and their material, owned by the haptic thread.
 #[derive(Debug, Clone)]
 pub struct Tissue {
     /// Current positions, world frame, metres.
     pub positions_m: Vec<Vector3<f64>>,
     velocities_m_per_s: Vec<Vector3<f64>>,
-    substep_start_m: Vec<Vector3<f64>>,
+    pub(crate) substep_start_m: Vec<Vector3<f64>>,
     last_good_m: Vec<Vector3<f64>>,
-    inv_mass_per_kg: Vec<f64>,
+    pub(crate) inv_mass_per_kg: Vec<f64>,
+    mass_kg: Vec<f64>,
+    fixed: Vec<bool>,
+    live_tets_of_particle: Vec<u32>,
     /// Constant external force on each particle (e.g. a load), world frame, newtons.
     external_force_n: Vec<Vector3<f64>>,
     tets: Vec<[u32; 4]>,
-    inv_rest_shape: Vec<Matrix3<f64>>,
-    deviatoric_compliance: Vec<f64>,
-    hydrostatic_compliance: Vec<f64>,
-    hydrostatic_rest: Vec<f64>,
-    lambda_deviatoric: Vec<f64>,
-    lambda_hydrostatic: Vec<f64>,
-    surface_triangles: Vec<[u32; 3]>,
+    tet_rest_volume_m3: Vec<f64>,
+    tet_mass_kg: Vec<f64>,
     tet_material: Vec<u16>,
+    rest_edge_m: Vec<[f64; 6]>,
+    alive: Vec<bool>,
+    live_tets: usize,
+    neighbours: Vec<[u32; 4]>,
+    material: MaterialBatches,
+    strain: Vec<Strain>,
+    surface_triangles: Vec<[u32; 3]>,
+    surface_revision: u64,
+    surface_dirty: bool,
+    /// Longest rest edge of the mesh, metres (broad phase of surface contact).
+    longest_edge_m: f64,
     attachments: Vec<Attachment>,
     /// Grasped particles and their offsets from the tool centre (capacity: every particle, so
     /// grasping never allocates).
     grasped: Vec<(u32, Vector3<f64>)>,
     /// Whether each particle is held by the grasp (held particles skip the contact push-out).
-    held: Vec<bool>,
+    pub(crate) held: Vec<bool>,
     damage: Vec<f64>,
+    removed_volume_m3: Vec<f64>,
+    torn_total: u64,
     last_tool_center_in_world_m: Option<Vector3<f64>>,
 }
+
+/// The six edges of a tet as vertex-slot pairs.
+const TET_EDGES: [(usize, usize); 6] = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)];
 
 impl Tissue {
     /// Builds the tissue from a mesh and one material; particles for which `fixed(rest_pos)` is
@@ -225,8 +275,12 @@ impl Tissue {
     /// Builds the tissue with a material per tet: `tet_material[t]` indexes `materials` (e.g.
     /// parenchyma, tumour, vessel). Masses come from each tet's density and volume.
     ///
+    /// Every tet is kept, however small: compliances are per unit of rest volume, so a
+    /// millimetre tet is as well conditioned as a metre one.
+    ///
     /// # Panics
-    /// If `tet_material` does not have one entry per tet, or an entry is out of range.
+    /// If `tet_material` does not have one entry per tet, an entry is out of range, or a tet has
+    /// a non-positive rest volume.
     pub fn with_materials(
         mesh: &TetMesh,
         materials: &[Material],
@@ -239,11 +293,14 @@ impl Tissue {
             "one material id per tet"
         );
         let n = mesh.rest_positions_m.len();
+        let n_tets = mesh.tets.len();
         let mut mass = vec![0.0f64; n];
-        let mut inv_rest_shape = Vec::with_capacity(mesh.tets.len());
-        let mut dev = Vec::with_capacity(mesh.tets.len());
-        let mut hyd = Vec::with_capacity(mesh.tets.len());
-        let mut hyd_rest = Vec::with_capacity(mesh.tets.len());
+        let mut live_tets_of_particle = vec![0u32; n];
+        let mut rest = Vec::with_capacity(n_tets);
+        let mut tet_rest_volume_m3 = Vec::with_capacity(n_tets);
+        let mut tet_mass_kg = Vec::with_capacity(n_tets);
+        let mut rest_edge_m = Vec::with_capacity(n_tets);
+        let mut longest_edge_m = 0.0f64;
         for (t, &id) in mesh.tets.iter().zip(tet_material) {
             let material = materials[id as usize];
             let (mu, _) = material.lame();
@@ -252,40 +309,64 @@ impl Tissue {
             let vol = signed_volume(p);
             assert!(vol > 0.0, "tet with non-positive rest volume");
             let dm = Matrix3::from_columns(&[p[1] - p[0], p[2] - p[0], p[3] - p[0]]);
-            inv_rest_shape.push(dm.try_inverse().expect("degenerate tet"));
-            dev.push(1.0 / (mu * vol));
-            hyd.push(1.0 / (lambda * vol));
-            hyd_rest.push(1.0 + mu / lambda);
+            rest.push(TetRest {
+                idx: *t,
+                inv_rest_shape: dm.try_inverse().expect("degenerate tet"),
+                deviatoric_compliance: 1.0 / (mu * vol),
+                hydrostatic_compliance: 1.0 / (lambda * vol),
+                hydrostatic_rest: 1.0 + mu / lambda,
+            });
+            let edges = TET_EDGES.map(|(a, b)| (p[a] - p[b]).norm());
+            longest_edge_m = edges.iter().copied().fold(longest_edge_m, f64::max);
+            rest_edge_m.push(edges);
+            tet_rest_volume_m3.push(vol);
+            let m = material.density_kg_per_m3 * vol;
+            tet_mass_kg.push(m);
             for &q in t {
-                mass[q as usize] += material.density_kg_per_m3 * vol / 4.0;
+                mass[q as usize] += m / 4.0;
+                live_tets_of_particle[q as usize] += 1;
             }
         }
-        let inv_mass = mesh
-            .rest_positions_m
+        let fixed: Vec<bool> = mesh.rest_positions_m.iter().map(&fixed).collect();
+        let inv_mass = fixed
             .iter()
             .zip(&mass)
-            .map(|(p, &m)| if fixed(p) || m <= 0.0 { 0.0 } else { 1.0 / m })
+            .map(|(&f, &m)| if f || m <= 0.0 { 0.0 } else { 1.0 / m })
             .collect();
+        let neighbours = face_neighbours(&mesh.tets);
+        let alive = vec![true; n_tets];
+        let mut surface_triangles = Vec::with_capacity(4 * n_tets);
+        rebuild_surface(&mesh.tets, &neighbours, &alive, &mut surface_triangles);
         Self {
             positions_m: mesh.rest_positions_m.clone(),
             velocities_m_per_s: vec![Vector3::zeros(); n],
             substep_start_m: mesh.rest_positions_m.clone(),
             last_good_m: mesh.rest_positions_m.clone(),
             inv_mass_per_kg: inv_mass,
+            mass_kg: mass,
+            fixed,
+            live_tets_of_particle,
             external_force_n: vec![Vector3::zeros(); n],
             tets: mesh.tets.clone(),
-            inv_rest_shape,
-            deviatoric_compliance: dev,
-            hydrostatic_compliance: hyd,
-            lambda_deviatoric: vec![0.0; mesh.tets.len()],
-            lambda_hydrostatic: vec![0.0; mesh.tets.len()],
-            hydrostatic_rest: hyd_rest,
-            surface_triangles: mesh.surface_triangles.clone(),
+            tet_rest_volume_m3,
+            tet_mass_kg,
             tet_material: tet_material.to_vec(),
+            rest_edge_m,
+            alive,
+            live_tets: n_tets,
+            neighbours,
+            material: MaterialBatches::new(&rest, n),
+            strain: vec![Strain::default(); n_tets],
+            surface_triangles,
+            surface_revision: 0,
+            surface_dirty: false,
+            longest_edge_m,
             attachments: Vec::new(),
             grasped: Vec::with_capacity(n),
             held: vec![false; n],
-            damage: vec![0.0; mesh.tets.len()],
+            damage: vec![0.0; n_tets],
+            removed_volume_m3: vec![0.0; materials.len()],
+            torn_total: 0,
             last_tool_center_in_world_m: None,
         }
     }
@@ -325,24 +406,43 @@ impl Tissue {
         &self.damage
     }
 
-    /// Current volume of the tets whose damage exceeds `min_damage`, m^3.
+    /// Current volume of the live tets whose damage exceeds `min_damage`, m^3.
     pub fn damaged_volume_m3(&self, min_damage: f64) -> f64 {
-        self.tets
-            .iter()
-            .zip(&self.damage)
-            .filter(|(_, &d)| d > min_damage)
-            .map(|(t, _)| signed_volume(t.map(|q| &self.positions_m[q as usize])))
+        (0..self.tets.len())
+            .filter(|&t| self.alive[t] && self.damage[t] > min_damage)
+            .map(|t| self.tet_volume_m3(t))
             .sum()
     }
 
-    /// The tets, four particle indices each (for [`super::embed::EmbeddedSurface::update`]).
+    fn tet_volume_m3(&self, t: usize) -> f64 {
+        signed_volume(self.tets[t].map(|q| &self.positions_m[q as usize]))
+    }
+
+    /// The tets, four particle indices each (for [`super::embed::EmbeddedSurface::update`]),
+    /// removed ones included (see [`Tissue::is_tet_alive`]).
     pub fn tets(&self) -> &[[u32; 4]] {
         &self.tets
+    }
+
+    /// Whether tet `t` is still part of the tissue (not cut, resected or torn).
+    pub fn is_tet_alive(&self, t: usize) -> bool {
+        self.alive[t]
     }
 
     /// The material id of each tet (an index into the materials the tissue was built with).
     pub fn tet_materials(&self) -> &[u16] {
         &self.tet_material
+    }
+
+    /// Rest volume removed so far (cut, resected or torn), per material id, m^3: how much
+    /// tumour and how much healthy tissue came out.
+    pub fn removed_volume_m3(&self) -> &[f64] {
+        &self.removed_volume_m3
+    }
+
+    /// Tets torn so far.
+    pub fn torn_tets(&self) -> u64 {
+        self.torn_total
     }
 
     /// Sets a constant external force on particle `q` (world frame, newtons), applied every
@@ -375,7 +475,12 @@ impl Tissue {
 
     /// Whether particle `q` is fixed (infinite mass).
     pub fn is_fixed(&self, q: usize) -> bool {
-        self.inv_mass_per_kg[q] == 0.0
+        self.fixed[q]
+    }
+
+    /// Whether particle `q` still belongs to a live tet.
+    pub fn is_particle_alive(&self, q: usize) -> bool {
+        self.live_tets_of_particle[q] > 0
     }
 
     /// Kinetic energy of the free particles, joules.
@@ -388,11 +493,10 @@ impl Tissue {
             .sum()
     }
 
-    /// Tets whose signed volume is not positive now (inverted or flat).
+    /// Live tets whose signed volume is not positive now (inverted or flat).
     pub fn inverted_tets(&self) -> usize {
-        self.tets
-            .iter()
-            .filter(|t| signed_volume(t.map(|q| &self.positions_m[q as usize])) <= 0.0)
+        (0..self.tets.len())
+            .filter(|&t| self.alive[t] && self.tet_volume_m3(t) <= 0.0)
             .count()
     }
 
@@ -401,14 +505,30 @@ impl Tissue {
         self.positions_m.len()
     }
 
-    /// Number of tets.
+    /// Number of tets the tissue was built with (removed ones included).
     pub fn tet_count(&self) -> usize {
         self.tets.len()
     }
 
-    /// Boundary triangles (indices into the particles), counter-clockwise from outside.
+    /// Number of live tets.
+    pub fn live_tet_count(&self) -> usize {
+        self.live_tets
+    }
+
+    /// Colours of the material sweep (tets of one colour share no particle).
+    pub fn colour_count(&self) -> usize {
+        self.material.colour_count()
+    }
+
+    /// The live boundary triangles (indices into the particles), counter-clockwise from
+    /// outside. Changes when tets are removed; see [`Tissue::surface_revision`].
     pub fn surface_triangles(&self) -> &[[u32; 3]] {
         &self.surface_triangles
+    }
+
+    /// Increments every time the live surface changes (a cut, a resection, a tear).
+    pub fn surface_revision(&self) -> u64 {
+        self.surface_revision
     }
 
     /// Total mass of the free particles, kg.
@@ -420,55 +540,137 @@ impl Tissue {
             .sum()
     }
 
-    /// Current volume, m^3.
+    /// Current volume of the live tets, m^3.
     pub fn volume_m3(&self) -> f64 {
-        self.tets
-            .iter()
-            .map(|t| signed_volume(t.map(|q| &self.positions_m[q as usize])))
+        (0..self.tets.len())
+            .filter(|&t| self.alive[t])
+            .map(|t| self.tet_volume_m3(t))
             .sum()
     }
+
+    /// Removes tet `t`: out of the solve, its mass off its particles, its rest volume counted
+    /// against its material. Particles left without a live tet stop moving. Never allocates.
+    fn remove_tet(&mut self, t: usize) {
+        if !self.alive[t] {
+            return;
+        }
+        self.alive[t] = false;
+        self.live_tets -= 1;
+        self.material.deactivate(t);
+        self.removed_volume_m3[self.tet_material[t] as usize] += self.tet_rest_volume_m3[t];
+        for &q in &self.tets[t] {
+            let q = q as usize;
+            self.mass_kg[q] -= self.tet_mass_kg[t] / 4.0;
+            self.live_tets_of_particle[q] -= 1;
+            if self.live_tets_of_particle[q] == 0 || self.mass_kg[q] <= 0.0 {
+                self.inv_mass_per_kg[q] = 0.0;
+                self.velocities_m_per_s[q] = Vector3::zeros();
+                self.held[q] = false;
+            } else if !self.fixed[q] {
+                self.inv_mass_per_kg[q] = 1.0 / self.mass_kg[q];
+            }
+        }
+        self.surface_dirty = true;
+    }
+
+    fn refresh_surface(&mut self) {
+        if self.surface_dirty {
+            rebuild_surface(
+                &self.tets,
+                &self.neighbours,
+                &self.alive,
+                &mut self.surface_triangles,
+            );
+            self.surface_revision += 1;
+            self.surface_dirty = false;
+        }
+    }
+
+    /// Cuts along a scalpel's swept edge: every live tet that the edge crossed while it moved
+    /// from `edge_before` to `edge_now` (each the heel and tip of the cutting edge, world frame,
+    /// metres) is removed, and the live surface is rebuilt so the render shows the incision.
+    /// Call once per tick with the edge's previous and current pose: consecutive calls sweep a
+    /// continuous surface, so no tet is skipped however fast the blade moves. Returns the number
+    /// of tets removed. Never allocates.
+    pub fn cut(&mut self, edge_before: [Vector3<f64>; 2], edge_now: [Vector3<f64>; 2]) -> usize {
+        let pts = [edge_before[0], edge_before[1], edge_now[0], edge_now[1]];
+        if !pts.iter().all(|p| p.iter().all(|v| v.is_finite())) {
+            return 0;
+        }
+        let (lo, hi) = bounds(&pts);
+        // The swept quad as two triangles.
+        let sweep = [
+            [edge_before[0], edge_before[1], edge_now[1]],
+            [edge_before[0], edge_now[1], edge_now[0]],
+        ];
+        let mut removed = 0;
+        for t in 0..self.tets.len() {
+            if !self.alive[t] {
+                continue;
+            }
+            let x = self.tets[t].map(|q| self.positions_m[q as usize]);
+            let (tlo, thi) = bounds(&x);
+            if (0..3).any(|a| thi[a] < lo[a] || tlo[a] > hi[a]) {
+                continue;
+            }
+            let edge_crosses = TET_EDGES.iter().any(|&(a, b)| {
+                sweep
+                    .iter()
+                    .any(|s| segment_hits_triangle(x[a], x[b], s[0], s[1], s[2]))
+            });
+            // A blade smaller than a tet can lie inside it without crossing an edge: then the
+            // blade's edge (now) crosses one of the tet's faces, or ends inside it.
+            let blade_inside = point_in_tet(edge_now[0], x)
+                || point_in_tet(edge_now[1], x)
+                || super::topology::tet_faces(&[0, 1, 2, 3]).iter().any(|f| {
+                    let [a, b, c] = f.map(|k| x[k as usize]);
+                    segment_hits_triangle(edge_now[0], edge_now[1], a, b, c)
+                });
+            if edge_crosses || blade_inside {
+                self.remove_tet(t);
+                removed += 1;
+            }
+        }
+        self.refresh_surface();
+        removed
+    }
+
+    /// Resects (cautery, an ultrasonic dissector): removes every live tet whose centroid lies
+    /// inside `tool`. Returns the number removed. Never allocates.
+    pub fn resect<T: ToolShape>(&mut self, tool: &T) -> usize {
+        if !tool.is_finite() {
+            return 0;
+        }
+        let center = tool.center_in_world_m();
+        let r2 = tool.radius_m() * tool.radius_m();
+        let mut removed = 0;
+        for t in 0..self.tets.len() {
+            if !self.alive[t] {
+                continue;
+            }
+            let c = self.tets[t]
+                .iter()
+                .map(|&q| self.positions_m[q as usize])
+                .sum::<Vector3<f64>>()
+                / 4.0;
+            if (c - tool.closest_core_point(center, c)).norm_squared() <= r2 {
+                self.remove_tet(t);
+                removed += 1;
+            }
+        }
+        self.refresh_surface();
+        removed
+    }
 }
 
-/// One constraint projection on tet `t` with gradient `dcdf` (w.r.t. F) and value `c`.
-#[inline]
-/// Returns the multiplier increment (0 when the constraint cannot move anything).
-fn project(
-    tissue: &mut Tissue,
-    t: usize,
-    c: f64,
-    dcdf: &Matrix3<f64>,
-    compliance_over_h2: f64,
-    lambda: f64,
-) -> f64 {
-    let idx = tissue.tets[t];
-    let g = dcdf * tissue.inv_rest_shape[t].transpose();
-    let g1 = g.column(0).into_owned();
-    let g2 = g.column(1).into_owned();
-    let g3 = g.column(2).into_owned();
-    let g0 = -(g1 + g2 + g3);
-    let grads = [g0, g1, g2, g3];
-    let mut denom = compliance_over_h2;
-    for (k, gk) in grads.iter().enumerate() {
-        denom += tissue.inv_mass_per_kg[idx[k] as usize] * gk.norm_squared();
+fn bounds(p: &[Vector3<f64>]) -> (Vector3<f64>, Vector3<f64>) {
+    let mut lo = p[0];
+    let mut hi = p[0];
+    for x in &p[1..] {
+        lo = lo.inf(x);
+        hi = hi.sup(x);
     }
-    if denom <= 0.0 {
-        return 0.0;
-    }
-    // XPBD: the multiplier accumulated over this substep's iterations enters here, so the
-    // stiffness does not depend on the iteration count.
-    let dlambda = (-c - compliance_over_h2 * lambda) / denom;
-    for (k, gk) in grads.iter().enumerate() {
-        let q = idx[k] as usize;
-        let w = tissue.inv_mass_per_kg[q];
-        tissue.positions_m[q] += gk * (w * dlambda);
-    }
-    dlambda
-}
-
-#[inline]
-fn deformation_gradient(tissue: &Tissue, t: usize) -> Matrix3<f64> {
-    let [a, b, c, d] = tissue.tets[t].map(|q| tissue.positions_m[q as usize]);
-    Matrix3::from_columns(&[b - a, c - a, d - a]) * tissue.inv_rest_shape[t]
+    (lo, hi)
 }
 
 /// Advances `tissue` by `params.dt_s` with `tool` in contact; returns the force on the tool.
@@ -480,27 +682,45 @@ pub fn step<T: ToolShape>(
     tissue: &mut Tissue,
     tool: &T,
 ) -> Result<StepResult, TissueError> {
-    if !tool.is_finite() {
-        return Err(TissueError::BadTool);
+    step_with(params, tissue, Some(tool), None::<&mut NoHook>)
+}
+
+/// A hook that does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHook;
+
+impl SubstepHook for NoHook {
+    fn project(&mut self, _: &mut Tissue, _: f64, _: f64) -> Vector3<f64> {
+        Vector3::zeros()
     }
-    let tool_center_now = tool.center_in_world_m();
+}
+
+/// [`step`] with an optional contact tool (`None`: nothing pushes the tissue) and an optional
+/// hook projected every substep (e.g. a needle's shaft).
+pub fn step_with<T: ToolShape, H: SubstepHook>(
+    params: &StepParams,
+    tissue: &mut Tissue,
+    tool: Option<&T>,
+    mut hook: Option<&mut H>,
+) -> Result<StepResult, TissueError> {
+    if let Some(tool) = tool {
+        if !tool.is_finite() {
+            return Err(TissueError::BadTool);
+        }
+    }
     let n_sub = params.substeps.max(1);
     let h = params.dt_s / n_sub as f64;
     let h2 = h * h;
     let gravity = Vector3::from(params.gravity_m_per_s2);
     let damping = (-params.damping_per_s * h).exp();
-    let tool_from = tissue
-        .last_tool_center_in_world_m
-        .unwrap_or(tool_center_now);
-    let r = tool.radius_m();
-    let r2 = r * r;
+    let tool_center_now = tool.map(|t| t.center_in_world_m());
+    let tool_from = tissue.last_tool_center_in_world_m.or(tool_center_now);
+    let want_strain = params.damage_strain > 0.0 || params.tear_stretch > 0.0;
 
     let mut impulse_sum = Vector3::zeros();
     let mut contacts = 0u32;
     for s in 0..n_sub {
         let f = (s + 1) as f64 / n_sub as f64;
-        let center = tool_from + (tool_center_now - tool_from) * f;
-        let tool_step = (tool_center_now - tool_from) / n_sub as f64;
 
         // Predict.
         for q in 0..tissue.positions_m.len() {
@@ -512,37 +732,20 @@ pub fn step<T: ToolShape>(
             }
         }
 
-        // Material: stable Neo-Hookean, deviatoric then hydrostatic per tet, `iterations`
-        // Gauss-Seidel sweeps with the multipliers kept across them (reset each substep).
-        tissue.lambda_deviatoric.fill(0.0);
-        tissue.lambda_hydrostatic.fill(0.0);
+        // Material: `iterations` coloured Gauss-Seidel sweeps with the multipliers kept across
+        // them (reset each substep).
+        tissue.material.reset_multipliers();
         let iterations = params.iterations.max(1);
         for it in 0..iterations {
-            let last_iteration = it + 1 == iterations;
-            for t in 0..tissue.tets.len() {
-                let f_mat = deformation_gradient(tissue, t);
-                if last_iteration && params.damage_strain > 0.0 {
-                    // Damage: time spent above the strain threshold, weighted by the excess.
-                    let green = (f_mat.transpose() * f_mat - Matrix3::identity()) * 0.5;
-                    let excess = green.norm() / params.damage_strain - 1.0;
-                    if excess > 0.0 {
-                        tissue.damage[t] += excess * h;
-                    }
-                }
-                let norm = f_mat.norm();
-                if norm > 1e-12 {
-                    let a = tissue.deviatoric_compliance[t] / h2;
-                    let l = tissue.lambda_deviatoric[t];
-                    tissue.lambda_deviatoric[t] += project(tissue, t, norm, &(f_mat / norm), a, l);
-                }
-                let f_mat = deformation_gradient(tissue, t);
-                let (f0, f1, f2) = (f_mat.column(0), f_mat.column(1), f_mat.column(2));
-                let cof = Matrix3::from_columns(&[f1.cross(&f2), f2.cross(&f0), f0.cross(&f1)]);
-                let c = f_mat.determinant() - tissue.hydrostatic_rest[t];
-                let a = tissue.hydrostatic_compliance[t] / h2;
-                let l = tissue.lambda_hydrostatic[t];
-                tissue.lambda_hydrostatic[t] += project(tissue, t, c, &cof, a, l);
-            }
+            let last = s + 1 == n_sub && it + 1 == iterations;
+            let strain = if last && want_strain {
+                Some(&mut tissue.strain[..])
+            } else {
+                None
+            };
+            tissue
+                .material
+                .project(&mut tissue.positions_m, &tissue.inv_mass_per_kg, h2, strain);
         }
 
         // Attachments: zero-length springs from particles to fixed anchors (ligaments), one
@@ -565,49 +768,30 @@ pub fn step<T: ToolShape>(
             tissue.positions_m[q] += d / c * (w * dlambda);
         }
 
-        // Grasp: held particles go where the jaws are (zero compliance); the tissue pulls back on
-        // the tool with the impulse that took them there.
-        for g in 0..tissue.grasped.len() {
-            let (q, offset) = tissue.grasped[g];
-            let q = q as usize;
-            let w = tissue.inv_mass_per_kg[q];
-            let correction = center + offset - tissue.positions_m[q];
-            tissue.positions_m[q] += correction;
-            impulse_sum -= correction / (w * h);
-        }
-
-        // Tool contact: push particles out of the sphere (hard, zero compliance).
-        contacts = 0;
-        for q in 0..tissue.positions_m.len() {
-            let w = tissue.inv_mass_per_kg[q];
-            if w <= 0.0 || tissue.held[q] {
-                continue;
-            }
-            let x = tissue.positions_m[q];
-            let d = x - tool.closest_core_point(center, x);
-            let d2 = d.norm_squared();
-            if d2 < r2 {
-                let dist = d2.sqrt();
-                let normal = if dist > 1e-12 { d / dist } else { Vector3::y() };
-                let depth = r - dist;
-                let mut correction = normal * depth;
-                if params.contact_friction > 0.0 {
-                    // Coulomb friction, position-based: cancel the particle's sliding relative
-                    // to the tool during this substep, up to friction * penetration.
-                    let moved = tissue.positions_m[q] + correction - tissue.substep_start_m[q];
-                    let slide = moved - tool_step;
-                    let tangential = slide - normal * slide.dot(&normal);
-                    let t_len = tangential.norm();
-                    let limit = params.contact_friction * depth;
-                    if t_len > 1e-15 {
-                        correction -= tangential * (limit / t_len).min(1.0);
-                    }
+        if let (Some(tool), Some(from), Some(now)) = (tool, tool_from, tool_center_now) {
+            let center = from + (now - from) * f;
+            let tool_step = (now - from) / n_sub as f64;
+            // Grasp: held particles go where the jaws are (zero compliance); the tissue pulls
+            // back on the tool with the impulse that took them there.
+            for g in 0..tissue.grasped.len() {
+                let (q, offset) = tissue.grasped[g];
+                let q = q as usize;
+                let w = tissue.inv_mass_per_kg[q];
+                if w <= 0.0 {
+                    continue;
                 }
+                let correction = center + offset - tissue.positions_m[q];
                 tissue.positions_m[q] += correction;
-                // Reaction on the tool: the impulse that moved the particle, opposite.
                 impulse_sum -= correction / (w * h);
-                contacts += 1;
             }
+            if let Some(hook) = hook.as_deref_mut() {
+                impulse_sum += hook.project(tissue, f, h);
+            }
+            contacts =
+                contact_particles(params, tissue, tool, center, tool_step, h, &mut impulse_sum)
+                    + contact_surface(params, tissue, tool, center, tool_step, h, &mut impulse_sum);
+        } else if let Some(hook) = hook.as_deref_mut() {
+            impulse_sum += hook.project(tissue, f, h);
         }
 
         // Velocities from positions, then damping.
@@ -618,7 +802,9 @@ pub fn step<T: ToolShape>(
             }
         }
     }
-    tissue.last_tool_center_in_world_m = Some(tool_center_now);
+    if tool_center_now.is_some() {
+        tissue.last_tool_center_in_world_m = tool_center_now;
+    }
 
     if let Some(bad) = tissue
         .positions_m
@@ -632,11 +818,195 @@ pub fn step<T: ToolShape>(
         return Err(TissueError::NonFinite { particle: bad });
     }
     tissue.last_good_m.copy_from_slice(&tissue.positions_m);
+
+    let torn_tets = if want_strain {
+        damage_and_tear(params, tissue)
+    } else {
+        0
+    };
+    tissue.refresh_surface();
     Ok(StepResult {
         // Total impulse over the tick divided by the tick length.
         force_on_tool_n: impulse_sum / params.dt_s,
         contacts,
+        torn_tets,
     })
+}
+
+/// Accumulates damage from the last sweep's strains and tears over-stretched tets.
+fn damage_and_tear(params: &StepParams, tissue: &mut Tissue) -> u32 {
+    let mut torn = 0;
+    for t in 0..tissue.tets.len() {
+        if !tissue.alive[t] {
+            continue;
+        }
+        let green = tissue.strain[t].green_norm;
+        if params.damage_strain > 0.0 {
+            let excess = green / params.damage_strain - 1.0;
+            if excess > 0.0 {
+                tissue.damage[t] += excess * params.dt_s;
+            }
+        }
+        // A stretch ratio s along some edge gives a Green strain of at least (s^2 - 1) / 2, so
+        // only tets past that bound need their edges measured.
+        let tear = params.tear_stretch;
+        if tear > 0.0 && green >= 0.5 * (tear * tear - 1.0) {
+            let x = tissue.tets[t].map(|q| tissue.positions_m[q as usize]);
+            let over = TET_EDGES
+                .iter()
+                .zip(&tissue.rest_edge_m[t])
+                .any(|(&(a, b), &rest)| (x[a] - x[b]).norm() > tear * rest);
+            if over {
+                tissue.remove_tet(t);
+                tissue.torn_total += 1;
+                torn += 1;
+            }
+        }
+    }
+    torn
+}
+
+/// Pushes particles out of the tool (hard, zero compliance), with Coulomb friction. Returns the
+/// particles in contact.
+fn contact_particles<T: ToolShape>(
+    params: &StepParams,
+    tissue: &mut Tissue,
+    tool: &T,
+    center: Vector3<f64>,
+    tool_step: Vector3<f64>,
+    h: f64,
+    impulse_sum: &mut Vector3<f64>,
+) -> u32 {
+    let r = tool.radius_m();
+    let r2 = r * r;
+    let mut contacts = 0;
+    for q in 0..tissue.positions_m.len() {
+        let w = tissue.inv_mass_per_kg[q];
+        if w <= 0.0 || tissue.held[q] {
+            continue;
+        }
+        let x = tissue.positions_m[q];
+        let d = x - tool.closest_core_point(center, x);
+        let d2 = d.norm_squared();
+        if d2 < r2 {
+            let dist = d2.sqrt();
+            let normal = if dist > 1e-12 { d / dist } else { Vector3::y() };
+            let depth = r - dist;
+            let mut correction = normal * depth;
+            if params.contact_friction > 0.0 {
+                // Coulomb friction, position-based: cancel the particle's sliding relative
+                // to the tool during this substep, up to friction * penetration.
+                let moved = x + correction - tissue.substep_start_m[q];
+                let slide = moved - tool_step;
+                let tangential = slide - normal * slide.dot(&normal);
+                let t_len = tangential.norm();
+                let limit = params.contact_friction * depth;
+                if t_len > 1e-15 {
+                    correction -= tangential * (limit / t_len).min(1.0);
+                }
+            }
+            tissue.positions_m[q] += correction;
+            // Reaction on the tool: the impulse that moved the particle, opposite.
+            *impulse_sum -= correction / (w * h);
+            contacts += 1;
+        }
+    }
+    contacts
+}
+
+/// Pushes live surface triangles out of the tool along their outward normal, so a tool thinner
+/// than the particle spacing cannot slip between the particles, and a fast one cannot pass
+/// through the surface in one substep (it moves less than its radius per substep at 0.5 m/s
+/// for radii down to a quarter millimetre). One-sided: a triangle only pushes a tool that is in
+/// front of it or less than a radius plus one substep's travel behind it. Returns the
+/// triangles in contact.
+fn contact_surface<T: ToolShape>(
+    params: &StepParams,
+    tissue: &mut Tissue,
+    tool: &T,
+    center: Vector3<f64>,
+    tool_step: Vector3<f64>,
+    h: f64,
+    impulse_sum: &mut Vector3<f64>,
+) -> u32 {
+    let r = tool.radius_m();
+    let reach = r + 2.0 * tissue.longest_edge_m;
+    let behind = r + tool_step.norm() + 1e-3;
+    let mut contacts = 0;
+    for i in 0..tissue.surface_triangles.len() {
+        let tri = tissue.surface_triangles[i];
+        let [ia, ib, ic] = tri.map(|q| q as usize);
+        let (a, b, c) = (
+            tissue.positions_m[ia],
+            tissue.positions_m[ib],
+            tissue.positions_m[ic],
+        );
+        if (a - tool.closest_core_point(center, a)).norm_squared() > reach * reach {
+            continue;
+        }
+        if tissue.held[ia] || tissue.held[ib] || tissue.held[ic] {
+            continue;
+        }
+        let centroid = (a + b + c) / 3.0;
+        let core = tool.closest_core_point(center, centroid);
+        let nrm = (b - a).cross(&(c - a));
+        let area2 = nrm.norm();
+        if area2 <= 1e-18 {
+            continue;
+        }
+        let n = nrm / area2;
+        let s = (core - a).dot(&n);
+        if s >= r || s < -behind {
+            continue;
+        }
+        // Barycentric coordinates of the core's projection on the plane; the triangle is hit
+        // when the projection falls inside it (a small margin closes the seams).
+        let p = core - n * s;
+        let (_, bary) = closest_on_triangle(p, a, b, c);
+        let inside = {
+            let v0 = (b - p).cross(&(c - p)).dot(&n) / area2;
+            let v1 = (c - p).cross(&(a - p)).dot(&n) / area2;
+            let v2 = 1.0 - v0 - v1;
+            v0 >= -0.02 && v1 >= -0.02 && v2 >= -0.02
+        };
+        if !inside {
+            continue;
+        }
+        let w = [ia, ib, ic].map(|q| tissue.inv_mass_per_kg[q]);
+        let wsum: f64 = (0..3).map(|k| w[k] * bary[k] * bary[k]).sum();
+        if wsum <= 0.0 {
+            continue;
+        }
+        let depth = r - s;
+        // Constraint (core - sum b_k x_k) . n - r >= 0: each vertex moves by -w_k b_k n depth / wsum.
+        let mut push = -n * (depth / wsum);
+        if params.contact_friction > 0.0 {
+            let moved: Vector3<f64> = (0..3)
+                .map(|k| {
+                    let q = [ia, ib, ic][k];
+                    (tissue.positions_m[q] + push * (w[k] * bary[k]) - tissue.substep_start_m[q])
+                        * bary[k]
+                })
+                .sum();
+            let slide = moved - tool_step;
+            let tangential = slide - n * slide.dot(&n);
+            let t_len = tangential.norm();
+            let limit = params.contact_friction * depth;
+            if t_len > 1e-15 {
+                push -= tangential * ((limit / t_len).min(1.0) / wsum);
+            }
+        }
+        for k in 0..3 {
+            let q = [ia, ib, ic][k];
+            if w[k] > 0.0 {
+                let correction = push * (w[k] * bary[k]);
+                tissue.positions_m[q] += correction;
+                *impulse_sum -= correction / (w[k] * h);
+            }
+        }
+        contacts += 1;
+    }
+    contacts
 }
 
 #[cfg(test)]

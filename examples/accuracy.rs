@@ -1,0 +1,30 @@
+use haptwin::tissue::scenes::{Cantilever, Stretch};
+use haptwin::tissue::{Material, StepParams};
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let substeps: u32 = args.get(1).map(|s| s.parse().unwrap()).unwrap_or(2);
+    let nu: f64 = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(0.45);
+    let damping: f64 = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(20.0);
+    let across: Vec<usize> = args
+        .get(4)
+        .map(|s| s.split(',').map(|v| v.parse().unwrap()).collect())
+        .unwrap_or(vec![2, 4, 8]);
+    let m = Material {
+        poisson_ratio: nu,
+        ..Material::LIVER
+    };
+    let p = StepParams {
+        substeps,
+        damping_per_s: damping,
+        ..StepParams::default()
+    };
+    for n in across {
+        let t = std::time::Instant::now();
+        let r = Cantilever::new(0.005, 8 * n, n, m, 0.01)
+            .settle(&p, 30.0)
+            .unwrap();
+        println!("sub {substeps} nu {nu} damp {damping} {}x{n}: err {:.2}% (shear-incl exp {:.2}%) settled {} {:.1}s wall {:?}", 8*n, r.error_pct, (r.expected_with_shear_m/r.expected_m-1.0)*100.0, r.settled, r.settled_after_s, t.elapsed());
+    }
+    let r = Stretch::new(0.005, 8, 2, m, 54.0).settle(&p, 4.0).unwrap();
+    println!("stretch {r:?}");
+}
