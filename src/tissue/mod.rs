@@ -24,6 +24,7 @@
 pub mod embed;
 mod kernel;
 pub mod mesh;
+pub mod needle;
 pub mod scenes;
 pub mod topology;
 pub mod xpbd;

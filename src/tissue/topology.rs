@@ -40,14 +40,17 @@ pub fn face_neighbours(tets: &[[u32; 4]]) -> Vec<[u32; 4]> {
 }
 
 /// Rewrites `out` with the faces of live tets that have no live neighbour, in tet order
-/// (deterministic). Never allocates when `out` has capacity for `4 * tets.len()` faces.
+/// (deterministic), and `owners` with the tet of each face. Never allocates when both have
+/// capacity for `4 * tets.len()` faces.
 pub fn rebuild_surface(
     tets: &[[u32; 4]],
     neighbours: &[[u32; 4]],
     alive: &[bool],
     out: &mut Vec<[u32; 3]>,
+    owners: &mut Vec<u32>,
 ) {
     out.clear();
+    owners.clear();
     for (t, tet) in tets.iter().enumerate() {
         if !alive[t] {
             continue;
@@ -56,6 +59,7 @@ pub fn rebuild_surface(
             let n = neighbours[t][f];
             if n == NONE || !alive[n as usize] {
                 out.push(*face);
+                owners.push(t as u32);
             }
         }
     }
@@ -169,7 +173,7 @@ mod tests {
         }
         let alive = vec![true; m.tets.len()];
         let mut surface = Vec::with_capacity(4 * m.tets.len());
-        rebuild_surface(&m.tets, &n, &alive, &mut surface);
+        rebuild_surface(&m.tets, &n, &alive, &mut surface, &mut Vec::new());
         assert_eq!(surface, m.surface_triangles);
     }
 
@@ -183,7 +187,7 @@ mod tests {
         assert!(n[centre].iter().all(|&o| o != NONE));
         alive[centre] = false;
         let mut surface = Vec::with_capacity(4 * m.tets.len());
-        rebuild_surface(&m.tets, &n, &alive, &mut surface);
+        rebuild_surface(&m.tets, &n, &alive, &mut surface, &mut Vec::new());
         assert_eq!(surface.len(), m.surface_triangles.len() + 4);
         // Still closed: the signed volume it encloses is the volume of the live tets.
         let v6: f64 = surface

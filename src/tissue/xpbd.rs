@@ -245,6 +245,8 @@ pub struct Tissue {
     material: MaterialBatches,
     strain: Vec<Strain>,
     surface_triangles: Vec<[u32; 3]>,
+    /// The tet of each surface triangle.
+    surface_owner: Vec<u32>,
     surface_revision: u64,
     surface_dirty: bool,
     /// Longest rest edge of the mesh, metres (broad phase of surface contact).
@@ -259,6 +261,19 @@ pub struct Tissue {
     removed_volume_m3: Vec<f64>,
     torn_total: u64,
     last_tool_center_in_world_m: Option<Vector3<f64>>,
+    /// The surface point the tool last pressed on (see [`contact_surface`]).
+    proxy: Option<Proxy>,
+}
+
+/// A point of the surface held by the tool: a triangle, barycentric coordinates, and the
+/// outward normal when it was touched.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Proxy {
+    triangle: [u32; 3],
+    bary: [f64; 3],
+    normal: Vector3<f64>,
+    /// The tet whose face it is: the proxy holds while that tet is live.
+    owner: u32,
 }
 
 /// The six edges of a tet as vertex-slot pairs.
@@ -336,7 +351,14 @@ impl Tissue {
         let neighbours = face_neighbours(&mesh.tets);
         let alive = vec![true; n_tets];
         let mut surface_triangles = Vec::with_capacity(4 * n_tets);
-        rebuild_surface(&mesh.tets, &neighbours, &alive, &mut surface_triangles);
+        let mut surface_owner = Vec::with_capacity(4 * n_tets);
+        rebuild_surface(
+            &mesh.tets,
+            &neighbours,
+            &alive,
+            &mut surface_triangles,
+            &mut surface_owner,
+        );
         Self {
             positions_m: mesh.rest_positions_m.clone(),
             velocities_m_per_s: vec![Vector3::zeros(); n],
@@ -358,6 +380,7 @@ impl Tissue {
             material: MaterialBatches::new(&rest, n),
             strain: vec![Strain::default(); n_tets],
             surface_triangles,
+            surface_owner,
             surface_revision: 0,
             surface_dirty: false,
             longest_edge_m,
@@ -368,6 +391,7 @@ impl Tissue {
             removed_volume_m3: vec![0.0; materials.len()],
             torn_total: 0,
             last_tool_center_in_world_m: None,
+            proxy: None,
         }
     }
 
@@ -580,6 +604,7 @@ impl Tissue {
                 &self.neighbours,
                 &self.alive,
                 &mut self.surface_triangles,
+                &mut self.surface_owner,
             );
             self.surface_revision += 1;
             self.surface_dirty = false;
@@ -802,9 +827,8 @@ pub fn step_with<T: ToolShape, H: SubstepHook>(
             }
         }
     }
-    if tool_center_now.is_some() {
-        tissue.last_tool_center_in_world_m = tool_center_now;
-    }
+    // Without a tool nothing sweeps: the next tool starts where it is given.
+    tissue.last_tool_center_in_world_m = tool_center_now;
 
     if let Some(bad) = tissue
         .positions_m
@@ -933,20 +957,18 @@ fn contact_surface<T: ToolShape>(
     let reach = r + 2.0 * tissue.longest_edge_m;
     let behind = r + tool_step.norm() + 1e-3;
     let mut contacts = 0;
+    let mut deepest: Option<(f64, Proxy)> = None;
     for i in 0..tissue.surface_triangles.len() {
         let tri = tissue.surface_triangles[i];
         let [ia, ib, ic] = tri.map(|q| q as usize);
-        let (a, b, c) = (
-            tissue.positions_m[ia],
-            tissue.positions_m[ib],
-            tissue.positions_m[ic],
-        );
+        let a = tissue.positions_m[ia];
         if (a - tool.closest_core_point(center, a)).norm_squared() > reach * reach {
             continue;
         }
         if tissue.held[ia] || tissue.held[ib] || tissue.held[ic] {
             continue;
         }
+        let (b, c) = (tissue.positions_m[ib], tissue.positions_m[ic]);
         let centroid = (a + b + c) / 3.0;
         let core = tool.closest_core_point(center, centroid);
         let nrm = (b - a).cross(&(c - a));
@@ -962,51 +984,133 @@ fn contact_surface<T: ToolShape>(
         // Barycentric coordinates of the core's projection on the plane; the triangle is hit
         // when the projection falls inside it (a small margin closes the seams).
         let p = core - n * s;
+        let v0 = (b - p).cross(&(c - p)).dot(&n) / area2;
+        let v1 = (c - p).cross(&(a - p)).dot(&n) / area2;
+        let v2 = 1.0 - v0 - v1;
+        if v0 < -0.02 || v1 < -0.02 || v2 < -0.02 {
+            continue;
+        }
         let (_, bary) = closest_on_triangle(p, a, b, c);
-        let inside = {
-            let v0 = (b - p).cross(&(c - p)).dot(&n) / area2;
-            let v1 = (c - p).cross(&(a - p)).dot(&n) / area2;
-            let v2 = 1.0 - v0 - v1;
-            v0 >= -0.02 && v1 >= -0.02 && v2 >= -0.02
-        };
-        if !inside {
-            continue;
-        }
-        let w = [ia, ib, ic].map(|q| tissue.inv_mass_per_kg[q]);
-        let wsum: f64 = (0..3).map(|k| w[k] * bary[k] * bary[k]).sum();
-        if wsum <= 0.0 {
-            continue;
-        }
-        let depth = r - s;
-        // Constraint (core - sum b_k x_k) . n - r >= 0: each vertex moves by -w_k b_k n depth / wsum.
-        let mut push = -n * (depth / wsum);
-        if params.contact_friction > 0.0 {
-            let moved: Vector3<f64> = (0..3)
-                .map(|k| {
-                    let q = [ia, ib, ic][k];
-                    (tissue.positions_m[q] + push * (w[k] * bary[k]) - tissue.substep_start_m[q])
-                        * bary[k]
-                })
-                .sum();
-            let slide = moved - tool_step;
-            let tangential = slide - n * slide.dot(&n);
-            let t_len = tangential.norm();
-            let limit = params.contact_friction * depth;
-            if t_len > 1e-15 {
-                push -= tangential * ((limit / t_len).min(1.0) / wsum);
+        if push_point(
+            params,
+            tissue,
+            tri,
+            bary,
+            -n * (r - s),
+            n,
+            tool_step,
+            h,
+            impulse_sum,
+        ) {
+            contacts += 1;
+            if deepest.is_none_or(|(d, _)| r - s > d) {
+                deepest = Some((
+                    r - s,
+                    Proxy {
+                        triangle: tri,
+                        bary,
+                        normal: n,
+                        owner: tissue.surface_owner[i],
+                    },
+                ));
             }
         }
-        for k in 0..3 {
-            let q = [ia, ib, ic][k];
-            if w[k] > 0.0 {
-                let correction = push * (w[k] * bary[k]);
-                tissue.positions_m[q] += correction;
-                *impulse_sum -= correction / (w[k] * h);
+    }
+    // The proxy (god-object) of the tool: the surface point it first pressed on. A thin tool
+    // on a coarse mesh pushes a tent into the surface until the triangles under it turn
+    // sideways and it slips between them; the point it pressed keeps holding it back, in the
+    // direction the surface faced when touched, until the tool lifts off (1 mm clear), slides
+    // away sideways, or the surface is cut.
+    match tissue.proxy {
+        Some(proxy) => {
+            let [ia, ib, ic] = proxy.triangle.map(|q| q as usize);
+            let p = tissue.positions_m[ia] * proxy.bary[0]
+                + tissue.positions_m[ib] * proxy.bary[1]
+                + tissue.positions_m[ic] * proxy.bary[2];
+            let core = tool.closest_core_point(center, p);
+            let s = (core - p).dot(&proxy.normal);
+            let sideways = (core - p - proxy.normal * s).norm();
+            if s >= r + 1e-3 || sideways > r + 1e-3 || !tissue.alive[proxy.owner as usize] {
+                tissue.proxy = None;
+            } else if s < r {
+                // In front of the pressed plane the proxy only pushes along its normal; once the
+                // tool is behind that plane (inside the tent) it also pulls the pressed point
+                // back in front of the tool, so the tent cannot slide off a thin tip.
+                let delta = if s < 0.0 {
+                    core - proxy.normal * r - p
+                } else {
+                    -proxy.normal * (r - s)
+                };
+                if push_point(
+                    params,
+                    tissue,
+                    proxy.triangle,
+                    proxy.bary,
+                    delta,
+                    proxy.normal,
+                    tool_step,
+                    h,
+                    impulse_sum,
+                ) {
+                    contacts += 1;
+                } else {
+                    tissue.proxy = None;
+                }
             }
         }
-        contacts += 1;
+        None => tissue.proxy = deepest.map(|(_, p)| p),
     }
     contacts
+}
+
+/// Moves the point at `bary` of triangle `tri` by `delta`, with Coulomb friction (against the
+/// tool's motion, tangential to `n`, up to the friction coefficient times the push along `-n`);
+/// adds the reaction to `impulse_sum`. False when the triangle cannot move (all its particles
+/// fixed or removed).
+#[allow(clippy::too_many_arguments)]
+fn push_point(
+    params: &StepParams,
+    tissue: &mut Tissue,
+    tri: [u32; 3],
+    bary: [f64; 3],
+    delta: Vector3<f64>,
+    n: Vector3<f64>,
+    tool_step: Vector3<f64>,
+    h: f64,
+    impulse_sum: &mut Vector3<f64>,
+) -> bool {
+    let q = tri.map(|q| q as usize);
+    let w = q.map(|q| tissue.inv_mass_per_kg[q]);
+    let wsum: f64 = (0..3).map(|k| w[k] * bary[k] * bary[k]).sum();
+    if wsum <= 0.0 {
+        return false;
+    }
+    // Constraint sum b_k x_k = target: vertex k moves by w_k b_k delta / wsum.
+    let mut push = delta / wsum;
+    let depth = -delta.dot(&n);
+    if params.contact_friction > 0.0 && depth > 0.0 {
+        let moved: Vector3<f64> = (0..3)
+            .map(|k| {
+                (tissue.positions_m[q[k]] + push * (w[k] * bary[k]) - tissue.substep_start_m[q[k]])
+                    * bary[k]
+            })
+            .sum();
+        let slide = moved - tool_step;
+        let tangential = slide - n * slide.dot(&n);
+        let t_len = tangential.norm();
+        let limit = params.contact_friction * depth;
+        if t_len > 1e-15 {
+            push -= tangential * ((limit / t_len).min(1.0) / wsum);
+        }
+    }
+    for k in 0..3 {
+        if w[k] > 0.0 {
+            let correction = push * (w[k] * bary[k]);
+            tissue.positions_m[q[k]] += correction;
+            *impulse_sum -= correction / (w[k] * h);
+        }
+    }
+    true
 }
 
 #[cfg(test)]
