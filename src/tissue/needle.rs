@@ -186,13 +186,14 @@ impl Needle {
                     self.state = NeedleState::Outside;
                     step_with::<SphereTool, NoHook>(params, tissue, None, None)?.force_on_tool_n
                 } else {
+                    let shaft_depth_m = depth.min(self.length_m);
                     let mut hook = ShaftHook {
                         needle: self,
                         tip_from,
                         tip_now: tip_in_world_m,
                         dir,
                         // Past the hub there is no shaft to hold the tissue.
-                        depth_m: depth.min(self.length_m),
+                        depth_m: shaft_depth_m,
                     };
                     step_with::<SphereTool, _>(params, tissue, None, Some(&mut hook))?
                         .force_on_tool_n
