@@ -36,18 +36,36 @@ impl TetMesh {
             "block needs at least one cell per axis"
         );
         assert!((0..3).all(|a| max_m[a] > min_m[a]), "block needs max > min");
-        let [nx, ny, nz] = cells;
+        let line = |a: usize| -> Vec<f64> {
+            (0..=cells[a])
+                .map(|i| min_m[a] + (max_m[a] - min_m[a]) * (i as f64 / cells[a] as f64))
+                .collect()
+        };
+        Self::grid(&line(0), &line(1), &line(2))
+    }
+
+    /// A tensor-product grid of boxes with the given grid lines along x, y and z (strictly
+    /// increasing, metres), each box split into five tets as in [`TetMesh::block`]. Graded
+    /// lines give fine cells where the physics needs them (under a probe) and coarse ones
+    /// elsewhere.
+    ///
+    /// # Panics
+    /// If an axis has fewer than two lines or they do not increase.
+    pub fn grid(xs: &[f64], ys: &[f64], zs: &[f64]) -> Self {
+        for l in [xs, ys, zs] {
+            assert!(l.len() >= 2, "a grid axis needs at least two lines");
+            assert!(
+                l.windows(2).all(|w| w[1] > w[0]),
+                "grid lines must increase"
+            );
+        }
+        let [nx, ny, nz] = [xs.len() - 1, ys.len() - 1, zs.len() - 1];
         let idx = |i: usize, j: usize, k: usize| (i + (nx + 1) * (j + (ny + 1) * k)) as u32;
         let mut rest = Vec::with_capacity((nx + 1) * (ny + 1) * (nz + 1));
-        for k in 0..=nz {
-            for j in 0..=ny {
-                for i in 0..=nx {
-                    let f = Vector3::new(
-                        i as f64 / nx as f64,
-                        j as f64 / ny as f64,
-                        k as f64 / nz as f64,
-                    );
-                    rest.push(min_m + (max_m - min_m).component_mul(&f));
+        for &z in zs {
+            for &y in ys {
+                for &x in xs {
+                    rest.push(Vector3::new(x, y, z));
                 }
             }
         }

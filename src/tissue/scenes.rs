@@ -129,6 +129,17 @@ impl Cantilever {
         (bending, bending + shear)
     }
 
+    /// Angular frequency of the bar's first bending mode, rad/s (Euler-Bernoulli:
+    /// `1.875^2 sqrt(E I / (rho A L^4))`). Settling with a velocity damping rate of twice this
+    /// is about critical for that mode: the static sag comes soonest.
+    pub fn first_mode_rad_per_s(&self) -> f64 {
+        let a = self.side_m;
+        let i = a.powi(4) / 12.0;
+        let rho_a = self.material.density_kg_per_m3 * a * a;
+        1.875f64.powi(2)
+            * (self.material.youngs_modulus_pa * i / (rho_a * self.length_m.powi(4))).sqrt()
+    }
+
     /// Mean downward displacement of the tip face, metres.
     pub fn tip_deflection_m(&self, rest_y_m: &[f64]) -> f64 {
         let sum: f64 = self
@@ -358,5 +369,147 @@ impl Stretch {
             volume_change: (self.tissue.volume_m3() - v0) / v0,
             inverted_tets: self.tissue.inverted_tets(),
         })
+    }
+}
+
+/// Hertz indentation: a rigid frictionless sphere pressed into a large block, against
+/// `F = (4/3) E / (1 - nu^2) sqrt(R) d^(3/2)`. A quarter of the block is meshed (symmetry
+/// planes x = 0 and z = 0, where the sphere's axis lies), graded: cells of `fine_cell_m` near
+/// the contact, growing by a fixed ratio away from it, so the contact patch is resolved and the
+/// block is still large against it. Gravity is off; the bottom is fixed.
+#[derive(Debug, Clone)]
+pub struct Indentation {
+    /// The quarter block (top face y = 0, from x = z = 0 outwards).
+    pub tissue: Tissue,
+    /// Sphere radius, metres.
+    pub radius_m: f64,
+    /// The material.
+    pub material: Material,
+}
+
+/// One depth of an indentation.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct IndentationPoint {
+    /// Depth of the sphere's lowest point below the undeformed surface, metres.
+    pub depth_m: f64,
+    /// Measured force on the whole sphere (four quarters), newtons.
+    pub force_n: f64,
+    /// Hertz's force at that depth, newtons.
+    pub hertz_n: f64,
+    /// `(force - hertz) / hertz`, per cent.
+    pub error_pct: f64,
+}
+
+/// Grid lines from 0 to `extent_m`: `fine_cell_m` steps up to `fine_extent_m`, then steps
+/// growing by `ratio`; the last line is exactly `extent_m`.
+fn graded_lines(fine_cell_m: f64, fine_extent_m: f64, extent_m: f64, ratio: f64) -> Vec<f64> {
+    let mut lines = vec![0.0];
+    let mut step = fine_cell_m;
+    let mut x = 0.0;
+    while x + 1e-12 < extent_m {
+        if x + 1e-12 >= fine_extent_m {
+            step *= ratio;
+        }
+        x = (x + step).min(extent_m);
+        // Fold a sliver of a last cell into the one before it.
+        if extent_m - x < 0.3 * step {
+            x = extent_m;
+        }
+        lines.push(x);
+    }
+    lines
+}
+
+impl Indentation {
+    /// A quarter block `extent_m` wide (each way from the axis) and deep, with cells of
+    /// `fine_cell_m` within `fine_extent_m` of the contact and growing by `ratio` beyond, under
+    /// a sphere of `radius_m`.
+    pub fn new(
+        material: Material,
+        radius_m: f64,
+        fine_cell_m: f64,
+        fine_extent_m: f64,
+        extent_m: f64,
+        ratio: f64,
+    ) -> Self {
+        let across = graded_lines(fine_cell_m, fine_extent_m, extent_m, ratio);
+        let down: Vec<f64> = graded_lines(fine_cell_m, fine_extent_m, extent_m, ratio)
+            .iter()
+            .rev()
+            .map(|d| -d)
+            .collect();
+        let mesh = TetMesh::grid(&across, &down, &across);
+        let mut tissue = Tissue::new(&mesh, material, |p| p.y <= -extent_m + 1e-12);
+        for (q, p) in mesh.rest_positions_m.iter().enumerate() {
+            if tissue.is_fixed(q) {
+                continue;
+            }
+            if p.x.abs() < 1e-12 {
+                tissue.constrain_to_plane(q, Vector3::zeros(), Vector3::x());
+            }
+            if p.z.abs() < 1e-12 {
+                tissue.constrain_to_plane(q, Vector3::zeros(), Vector3::z());
+            }
+        }
+        Self {
+            tissue,
+            radius_m,
+            material,
+        }
+    }
+
+    /// Hertz's force at depth `depth_m`, newtons.
+    pub fn hertz_force_n(&self, depth_m: f64) -> f64 {
+        let e_star = self.material.youngs_modulus_pa / (1.0 - self.material.poisson_ratio.powi(2));
+        4.0 / 3.0 * e_star * self.radius_m.sqrt() * depth_m.powf(1.5)
+    }
+
+    /// Lowers the sphere at `speed_m_per_s` to each of `depths_m` in turn (increasing), holds
+    /// it there for `hold_s` and averages the force over the last fifth of the hold.
+    pub fn measure(
+        mut self,
+        params: &StepParams,
+        depths_m: &[f64],
+        speed_m_per_s: f64,
+        hold_s: f64,
+    ) -> Result<Vec<IndentationPoint>, TissueError> {
+        let params = StepParams {
+            gravity_m_per_s2: [0.0; 3],
+            contact_friction: 0.0,
+            ..*params
+        };
+        let mut out = Vec::new();
+        let mut depth = -0.002f64;
+        let hold_steps = (hold_s / params.dt_s).round() as usize;
+        for &target in depths_m {
+            let mut held = 0;
+            let mut sum = 0.0;
+            let mut n = 0;
+            while held < hold_steps {
+                if depth < target {
+                    depth = (depth + speed_m_per_s * params.dt_s).min(target);
+                } else {
+                    held += 1;
+                }
+                let tool = SphereTool {
+                    center_in_world_m: Vector3::new(0.0, self.radius_m - depth, 0.0),
+                    radius_m: self.radius_m,
+                };
+                let r = step(&params, &mut self.tissue, &tool)?;
+                if held * 5 > hold_steps * 4 {
+                    sum += r.force_on_tool_n.y;
+                    n += 1;
+                }
+            }
+            let force_n = 4.0 * sum / n.max(1) as f64;
+            let hertz_n = self.hertz_force_n(target);
+            out.push(IndentationPoint {
+                depth_m: target,
+                force_n,
+                hertz_n,
+                error_pct: (force_n - hertz_n) / hertz_n * 100.0,
+            });
+        }
+        Ok(out)
     }
 }

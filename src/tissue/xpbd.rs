@@ -55,12 +55,14 @@ impl Material {
     }
 }
 
-/// A particle held to a world anchor by a zero-length spring.
+/// A particle held to a world anchor by a zero-length spring, or (with a plane normal) to a
+/// plane through the anchor, free to slide in it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Attachment {
     particle: u32,
     anchor_in_world_m: Vector3<f64>,
     compliance_m_per_n: f64,
+    plane_normal: Option<Vector3<f64>>,
 }
 
 /// Parameters of one step.
@@ -494,6 +496,32 @@ impl Tissue {
             particle: q as u32,
             anchor_in_world_m,
             compliance_m_per_n,
+            plane_normal: None,
+        });
+    }
+
+    /// Holds particle `q` on the plane through `point_in_world_m` with normal `normal`, free to
+    /// slide in it (a frictionless bed, a symmetry plane). Set-up only (it may allocate).
+    ///
+    /// # Panics
+    /// If `q` is out of range or the normal is zero or not finite.
+    pub fn constrain_to_plane(
+        &mut self,
+        q: usize,
+        point_in_world_m: Vector3<f64>,
+        normal: Vector3<f64>,
+    ) {
+        assert!(q < self.positions_m.len(), "particle {q} out of range");
+        let len = normal.norm();
+        assert!(
+            len.is_finite() && len > 0.0,
+            "plane normal must be finite and non-zero"
+        );
+        self.attachments.push(Attachment {
+            particle: q as u32,
+            anchor_in_world_m: point_in_world_m,
+            compliance_m_per_n: 0.0,
+            plane_normal: Some(normal / len),
         });
     }
 
@@ -780,17 +808,25 @@ pub fn step_with<T: ToolShape, H: SubstepHook>(
                 particle,
                 anchor_in_world_m,
                 compliance_m_per_n,
+                plane_normal,
             } = tissue.attachments[a];
             let q = particle as usize;
             let w = tissue.inv_mass_per_kg[q];
             let d = tissue.positions_m[q] - anchor_in_world_m;
-            let c = d.norm();
-            if w <= 0.0 || c < 1e-15 {
+            // C = |d| (a point) or d . n (a plane), with unit gradient d/|d| or n.
+            let (c, grad) = match plane_normal {
+                Some(n) => (d.dot(&n), n),
+                None => {
+                    let c = d.norm();
+                    (c, if c > 0.0 { d / c } else { Vector3::zeros() })
+                }
+            };
+            if w <= 0.0 || c.abs() < 1e-15 {
                 continue;
             }
             let a_tilde = compliance_m_per_n / h2;
             let dlambda = -c / (w + a_tilde);
-            tissue.positions_m[q] += d / c * (w * dlambda);
+            tissue.positions_m[q] += grad * (w * dlambda);
         }
 
         if let (Some(tool), Some(from), Some(now)) = (tool, tool_from, tool_center_now) {
