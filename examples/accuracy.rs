@@ -12,8 +12,13 @@ fn main() {
         .get(4)
         .map(|s| s.split(',').map(|v| v.parse().unwrap()).collect())
         .unwrap_or(vec![2, 4, 8]);
+    let e: f64 = std::env::var("E_PA")
+        .ok()
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(5400.0);
     let m = Material {
         poisson_ratio: nu,
+        youngs_modulus_pa: e,
         ..Material::LIVER
     };
     let p = StepParams {

@@ -25,7 +25,9 @@ use nalgebra::{Matrix3, Vector3};
 /// Tets per batch.
 pub const LANES: usize = 8;
 
-type Lane = [f64; LANES];
+/// The kernel's arithmetic precision (positions stay f64; see the module docs).
+type R = f32;
+type Lane = [R; LANES];
 
 /// One batch of up to [`LANES`] tets of the same colour.
 #[derive(Debug, Clone)]
@@ -43,6 +45,9 @@ pub(crate) struct Batch {
     active: Lane,
     lambda_deviatoric: Lane,
     lambda_hydrostatic: Lane,
+    /// Squared Frobenius norm of the Green strain `(F^T F - I) / 2` at the last sweep that
+    /// recorded strain.
+    green_norm_sq: Lane,
 }
 
 /// Per-tet rest data handed to [`MaterialBatches::new`].
@@ -62,20 +67,78 @@ struct Slot {
     lane: u8,
 }
 
-/// What one projection sweep observed about each tet (written only on request).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct Strain {
-    /// Frobenius norm of the Green strain `(F^T F - I) / 2`.
-    pub green_norm: f64,
-}
-
 /// All tets in coloured batches.
 #[derive(Debug, Clone)]
 pub(crate) struct MaterialBatches {
     batches: Vec<Batch>,
+    soa: Soa,
     /// `[start, end)` batch ranges of each colour.
     colours: Vec<(u32, u32)>,
     slot_of_tet: Vec<Slot>,
+}
+
+/// The particles in the kernel's precision, structure of arrays: where each particle was when
+/// the sweep began, relative to `origin_m` (the centre of the rest mesh), and the displacement
+/// the sweep has made since, kept apart. A correction far below the f32 resolution of a
+/// position (about 1e-8 m at 10 cm) is still exact in the displacement, so a slow static
+/// settle is not stalled by rounding; the displacement is added back to the f64 positions.
+#[derive(Debug, Clone)]
+struct Soa {
+    origin_m: Vector3<f64>,
+    x: Vec<R>,
+    y: Vec<R>,
+    z: Vec<R>,
+    dx: Vec<R>,
+    dy: Vec<R>,
+    dz: Vec<R>,
+    w: Vec<R>,
+}
+
+impl Soa {
+    fn new(rest_positions_m: &[Vector3<f64>]) -> Self {
+        let n = rest_positions_m.len();
+        let (mut lo, mut hi) = (Vector3::repeat(f64::MAX), Vector3::repeat(f64::MIN));
+        for p in rest_positions_m {
+            lo = lo.inf(p);
+            hi = hi.sup(p);
+        }
+        let origin_m = if n > 0 {
+            (lo + hi) / 2.0
+        } else {
+            Vector3::zeros()
+        };
+        Self {
+            origin_m,
+            x: vec![0.0; n],
+            y: vec![0.0; n],
+            z: vec![0.0; n],
+            dx: vec![0.0; n],
+            dy: vec![0.0; n],
+            dz: vec![0.0; n],
+            w: vec![0.0; n],
+        }
+    }
+
+    fn load(&mut self, positions_m: &[Vector3<f64>], inv_mass_per_kg: &[f64]) {
+        for (q, p) in positions_m.iter().enumerate() {
+            let r = p - self.origin_m;
+            self.x[q] = r.x as R;
+            self.y[q] = r.y as R;
+            self.z[q] = r.z as R;
+            self.w[q] = inv_mass_per_kg[q] as R;
+        }
+        self.dx.fill(0.0);
+        self.dy.fill(0.0);
+        self.dz.fill(0.0);
+    }
+
+    fn store(&self, positions_m: &mut [Vector3<f64>]) {
+        for (q, p) in positions_m.iter_mut().enumerate() {
+            p.x += self.dx[q] as f64;
+            p.y += self.dy[q] as f64;
+            p.z += self.dz[q] as f64;
+        }
+    }
 }
 
 /// Greedy colouring: each tet takes the lowest colour not used by a tet sharing a particle.
@@ -98,7 +161,13 @@ fn colour(tets: &[[u32; 4]], particles: usize) -> Vec<u32> {
 
 impl MaterialBatches {
     /// Colours the tets and packs them into batches. Set-up: allocates.
-    pub(crate) fn new(rest: &[TetRest], particles: usize) -> Self {
+    pub(crate) fn new(rest: &[TetRest], rest_positions_m: &[Vector3<f64>]) -> Self {
+        let particles = rest_positions_m.len();
+        assert!(
+            rest.iter()
+                .all(|r| r.idx.iter().all(|&q| (q as usize) < particles)),
+            "tet refers to a particle that does not exist"
+        );
         let tets: Vec<[u32; 4]> = rest.iter().map(|r| r.idx).collect();
         let colour_of = colour(&tets, particles);
         let n_colours = colour_of.iter().copied().max().map_or(0, |c| c + 1);
@@ -133,6 +202,7 @@ impl MaterialBatches {
                     active: [0.0; LANES],
                     lambda_deviatoric: [0.0; LANES],
                     lambda_hydrostatic: [0.0; LANES],
+                    green_norm_sq: [0.0; LANES],
                 };
                 for (lane, &t) in chunk.iter().enumerate() {
                     let r = &rest[t];
@@ -142,12 +212,12 @@ impl MaterialBatches {
                     b.tet[lane] = t as u32;
                     for row in 0..3 {
                         for col in 0..3 {
-                            b.dm_inv[3 * row + col][lane] = r.inv_rest_shape[(row, col)];
+                            b.dm_inv[3 * row + col][lane] = r.inv_rest_shape[(row, col)] as R;
                         }
                     }
-                    b.deviatoric_compliance[lane] = r.deviatoric_compliance;
-                    b.hydrostatic_compliance[lane] = r.hydrostatic_compliance;
-                    b.hydrostatic_rest[lane] = r.hydrostatic_rest;
+                    b.deviatoric_compliance[lane] = r.deviatoric_compliance as R;
+                    b.hydrostatic_compliance[lane] = r.hydrostatic_compliance as R;
+                    b.hydrostatic_rest[lane] = r.hydrostatic_rest as R;
                     b.active[lane] = 1.0;
                     slot_of_tet[t] = Slot {
                         batch: batches.len() as u32,
@@ -160,6 +230,7 @@ impl MaterialBatches {
         }
         Self {
             batches,
+            soa: Soa::new(rest_positions_m),
             colours,
             slot_of_tet,
         }
@@ -168,6 +239,12 @@ impl MaterialBatches {
     /// Number of colours.
     pub(crate) fn colour_count(&self) -> usize {
         self.colours.len()
+    }
+
+    /// Frobenius norm of tet `t`'s Green strain at the last sweep that recorded strain.
+    pub(crate) fn green_norm(&self, t: usize) -> f64 {
+        let s = self.slot_of_tet[t];
+        (self.batches[s.batch as usize].green_norm_sq[s.lane as usize] as f64).sqrt()
     }
 
     /// Takes tet `t` out of the solve (cut, resected or torn). Never allocates.
@@ -184,25 +261,25 @@ impl MaterialBatches {
         }
     }
 
-    /// One Gauss-Seidel sweep over all colours with `h2 = h^2` (substep length squared). When
-    /// `strain` is given, the Green-strain norm of each live tet (before its projection) is
-    /// written at its tet index.
+    /// One Gauss-Seidel sweep over all colours with `h2 = h^2` (substep length squared). With
+    /// `record_strain`, each tet's Green strain before its projection is kept for
+    /// [`MaterialBatches::green_norm`].
     pub(crate) fn project(
         &mut self,
         positions_m: &mut [Vector3<f64>],
         inv_mass_per_kg: &[f64],
         h2: f64,
-        strain: Option<&mut [Strain]>,
+        record_strain: bool,
     ) {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU supports AVX2 (checked just above).
-                unsafe { self.project_avx2(positions_m, inv_mass_per_kg, h2, strain) };
+                unsafe { self.project_avx2(positions_m, inv_mass_per_kg, h2, record_strain) };
                 return;
             }
         }
-        self.project_portable(positions_m, inv_mass_per_kg, h2, strain);
+        self.project_portable(positions_m, inv_mass_per_kg, h2, record_strain);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -212,9 +289,9 @@ impl MaterialBatches {
         positions_m: &mut [Vector3<f64>],
         inv_mass_per_kg: &[f64],
         h2: f64,
-        strain: Option<&mut [Strain]>,
+        record_strain: bool,
     ) {
-        self.sweep(positions_m, inv_mass_per_kg, h2, strain);
+        self.sweep::<Avx2Gather>(positions_m, inv_mass_per_kg, h2, record_strain);
     }
 
     fn project_portable(
@@ -222,35 +299,31 @@ impl MaterialBatches {
         positions_m: &mut [Vector3<f64>],
         inv_mass_per_kg: &[f64],
         h2: f64,
-        strain: Option<&mut [Strain]>,
+        record_strain: bool,
     ) {
-        self.sweep(positions_m, inv_mass_per_kg, h2, strain);
+        self.sweep::<PlainGather>(positions_m, inv_mass_per_kg, h2, record_strain);
     }
 
     #[inline(always)]
-    fn sweep(
+    fn sweep<G: Gather>(
         &mut self,
         positions_m: &mut [Vector3<f64>],
         inv_mass_per_kg: &[f64],
         h2: f64,
-        mut strain: Option<&mut [Strain]>,
+        record_strain: bool,
     ) {
-        let inv_h2 = 1.0 / h2;
+        let inv_h2 = (1.0 / h2) as R;
+        self.soa.load(positions_m, inv_mass_per_kg);
         for b in self.batches.iter_mut() {
-            project_batch(
-                b,
-                positions_m,
-                inv_mass_per_kg,
-                inv_h2,
-                strain.as_deref_mut(),
-            );
+            project_batch::<G>(b, &mut self.soa, inv_h2, record_strain);
         }
+        self.soa.store(positions_m);
     }
 }
 
 macro_rules! lanes {
     (|$l:ident| $e:expr) => {{
-        let mut out: Lane = [0.0; LANES];
+        let mut out: Lane = [0.0 as R; LANES];
         for $l in 0..LANES {
             out[$l] = $e;
         }
@@ -258,36 +331,85 @@ macro_rules! lanes {
     }};
 }
 
-#[inline(always)]
-fn project_batch(
-    b: &mut Batch,
-    positions_m: &mut [Vector3<f64>],
-    inv_mass_per_kg: &[f64],
-    inv_h2: f64,
-    strain: Option<&mut [Strain]>,
-) {
-    // Gather.
-    let mut x = [[[0.0; LANES]; 3]; 4];
-    let mut w = [[0.0; LANES]; 4];
-    for k in 0..4 {
-        for l in 0..LANES {
-            let q = b.idx[k][l] as usize;
-            let p = positions_m[q];
-            x[k][0][l] = p.x;
-            x[k][1][l] = p.y;
-            x[k][2][l] = p.z;
-            w[k][l] = inv_mass_per_kg[q] * b.active[l];
+/// Loads `v[idx[l]]` into lane `l`.
+trait Gather {
+    /// # Safety
+    /// Every index must be below `v.len()`, and the CPU must have the instructions the
+    /// implementation uses.
+    unsafe fn gather(v: &[R], idx: &[u32; LANES]) -> Lane;
+}
+
+/// One load per lane.
+struct PlainGather;
+
+impl Gather for PlainGather {
+    #[inline(always)]
+    unsafe fn gather(v: &[R], idx: &[u32; LANES]) -> Lane {
+        // SAFETY: the caller guarantees the indices are in range.
+        lanes!(|l| unsafe { *v.get_unchecked(idx[l] as usize) })
+    }
+}
+
+/// AVX2's gather instruction (eight f32 lanes).
+struct Avx2Gather;
+
+impl Gather for Avx2Gather {
+    #[inline(always)]
+    unsafe fn gather(v: &[R], idx: &[u32; LANES]) -> Lane {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{
+                __m256i, _mm256_i32gather_ps, _mm256_loadu_si256, _mm256_storeu_ps,
+            };
+            const _: () = assert!(LANES == 8 && std::mem::size_of::<R>() == 4);
+            let mut out: Lane = [0.0; LANES];
+            // SAFETY: the caller guarantees AVX2 and in-range indices (below 2^31, as u32
+            // particle indices of a mesh that fits in memory are); the loads and stores are
+            // unaligned-safe on arrays of exactly eight lanes.
+            unsafe {
+                let i = _mm256_loadu_si256(idx.as_ptr() as *const __m256i);
+                let g = _mm256_i32gather_ps::<4>(v.as_ptr(), i);
+                _mm256_storeu_ps(out.as_mut_ptr(), g);
+            }
+            out
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        // SAFETY: forwarded.
+        unsafe {
+            PlainGather::gather(v, idx)
         }
     }
-    // Edge vectors d_j = x_{j+1} - x_0 (columns of Ds), component i.
-    let mut d = [[[0.0; LANES]; 3]; 3];
+}
+
+#[inline(always)]
+fn project_batch<G: Gather>(b: &mut Batch, soa: &mut Soa, inv_h2: R, record_strain: bool) {
+    // Gather. Every index was checked against the particle count in `MaterialBatches::new`.
+    let mut x = [[[0.0 as R; LANES]; 3]; 4];
+    let mut u = [[[0.0 as R; LANES]; 3]; 4];
+    let mut w = [[0.0 as R; LANES]; 4];
+    for k in 0..4 {
+        // SAFETY: indices in range (see above); the CPU check was made by the caller.
+        unsafe {
+            x[k][0] = G::gather(&soa.x, &b.idx[k]);
+            x[k][1] = G::gather(&soa.y, &b.idx[k]);
+            x[k][2] = G::gather(&soa.z, &b.idx[k]);
+            u[k][0] = G::gather(&soa.dx, &b.idx[k]);
+            u[k][1] = G::gather(&soa.dy, &b.idx[k]);
+            u[k][2] = G::gather(&soa.dz, &b.idx[k]);
+            let wk = G::gather(&soa.w, &b.idx[k]);
+            w[k] = lanes!(|l| wk[l] * b.active[l]);
+        }
+    }
+    // Edge vectors d_j = x_{j+1} - x_0 (columns of Ds), component i: start positions and
+    // displacements differenced separately.
+    let mut d = [[[0.0 as R; LANES]; 3]; 3];
     for j in 0..3 {
         for i in 0..3 {
-            d[j][i] = lanes!(|l| x[j + 1][i][l] - x[0][i][l]);
+            d[j][i] = lanes!(|l| (x[j + 1][i][l] - x[0][i][l]) + (u[j + 1][i][l] - u[0][i][l]));
         }
     }
     // F = Ds Dm^-1: F[i][j] = sum_k d[k][i] * dm_inv[k][j].
-    let mut f = [[[0.0; LANES]; 3]; 3];
+    let mut f = [[[0.0 as R; LANES]; 3]; 3];
     for i in 0..3 {
         for j in 0..3 {
             f[i][j] = lanes!(|l| d[0][i][l] * b.dm_inv[j][l]
@@ -295,25 +417,21 @@ fn project_batch(
                 + d[2][i][l] * b.dm_inv[6 + j][l]);
         }
     }
-    if let Some(strain) = strain {
-        for l in 0..LANES {
-            if b.active[l] == 0.0 {
-                continue;
+    if record_strain {
+        // Green strain E = (F^T F - I) / 2 and its Frobenius norm.
+        let mut sum = [0.0 as R; LANES];
+        for r in 0..3 {
+            for c in 0..3 {
+                let delta = if r == c { 1.0 } else { 0.0 };
+                let e = lanes!(|l| 0.5
+                    * (f[0][r][l] * f[0][c][l]
+                        + f[1][r][l] * f[1][c][l]
+                        + f[2][r][l] * f[2][c][l]
+                        - delta));
+                sum = lanes!(|l| sum[l] + e[l] * e[l]);
             }
-            // Green strain E = (F^T F - I) / 2.
-            let mut sum = 0.0;
-            for r in 0..3 {
-                for c in 0..3 {
-                    let mut ftf = 0.0;
-                    for k in 0..3 {
-                        ftf += f[k][r][l] * f[k][c][l];
-                    }
-                    let e = 0.5 * (ftf - if r == c { 1.0 } else { 0.0 });
-                    sum += e * e;
-                }
-            }
-            strain[b.tet[l] as usize].green_norm = sum.sqrt();
         }
+        b.green_norm_sq = sum;
     }
     let norm2 = lanes!(|l| {
         let mut s = 0.0;
@@ -328,7 +446,7 @@ fn project_batch(
     let inv_norm = lanes!(|l| 1.0 / norm[l]);
     // Cofactor of F (d det F / d F): column j of cof = cross of the other two columns of F.
     // cof[i][j]: col0 = f1 x f2, col1 = f2 x f0, col2 = f0 x f1 (f_c = column c of F).
-    let mut cof = [[[0.0; LANES]; 3]; 3];
+    let mut cof = [[[0.0 as R; LANES]; 3]; 3];
     for (j, (a, c)) in [(1usize, 2usize), (2, 0), (0, 1)].into_iter().enumerate() {
         cof[0][j] = lanes!(|l| f[1][a][l] * f[2][c][l] - f[2][a][l] * f[1][c][l]);
         cof[1][j] = lanes!(|l| f[2][a][l] * f[0][c][l] - f[0][a][l] * f[2][c][l]);
@@ -339,8 +457,8 @@ fn project_batch(
         + f[2][0][l] * cof[2][0][l]);
     // Particle gradients: G = (dC/dF) Dm^-T, column j (particle j+1), component i:
     // G[i][j] = sum_k dCdF[i][k] * dm_inv[j][k].
-    let mut gd = [[[0.0; LANES]; 3]; 4];
-    let mut gh = [[[0.0; LANES]; 3]; 4];
+    let mut gd = [[[0.0 as R; LANES]; 3]; 4];
+    let mut gh = [[[0.0 as R; LANES]; 3]; 4];
     for i in 0..3 {
         for j in 0..3 {
             gd[j + 1][i] = lanes!(|l| (f[i][0][l] * b.dm_inv[3 * j][l]
@@ -354,9 +472,9 @@ fn project_batch(
         gd[0][i] = lanes!(|l| -(gd[1][i][l] + gd[2][i][l] + gd[3][i][l]));
         gh[0][i] = lanes!(|l| -(gh[1][i][l] + gh[2][i][l] + gh[3][i][l]));
     }
-    let mut add = [0.0; LANES];
-    let mut ahh = [0.0; LANES];
-    let mut adh = [0.0; LANES];
+    let mut add = [0.0 as R; LANES];
+    let mut ahh = [0.0 as R; LANES];
+    let mut adh = [0.0 as R; LANES];
     for k in 0..4 {
         for i in 0..3 {
             add = lanes!(|l| add[l] + w[k][l] * gd[k][i][l] * gd[k][i][l]);
@@ -380,15 +498,30 @@ fn project_batch(
     b.lambda_deviatoric = lanes!(|l| b.lambda_deviatoric[l] + dl_d[l]);
     b.lambda_hydrostatic = lanes!(|l| b.lambda_hydrostatic[l] + dl_h[l]);
     // Scatter: the tets of one batch share no particle, so the order of the lanes is free.
+    // Lanes that must not move anything (padding, removed tets) add an exact zero, selected
+    // rather than multiplied so that nothing non-finite in them can leak out; a padding lane
+    // repeats the first lane's particles and adds its zero after them.
     for k in 0..4 {
-        let mut dx = [[0.0; LANES]; 3];
+        let mut dx = [[0.0 as R; LANES]; 3];
         for (i, dxi) in dx.iter_mut().enumerate() {
-            *dxi = lanes!(|l| (gd[k][i][l] * dl_d[l] + gh[k][i][l] * dl_h[l]) * w[k][l]);
+            *dxi = lanes!(|l| {
+                let v = (gd[k][i][l] * dl_d[l] + gh[k][i][l] * dl_h[l]) * w[k][l];
+                if ok[l] != 0.0 {
+                    v
+                } else {
+                    0.0
+                }
+            });
         }
         for l in 0..LANES {
-            if ok[l] != 0.0 {
-                let q = b.idx[k][l] as usize;
-                positions_m[q] += Vector3::new(dx[0][l], dx[1][l], dx[2][l]);
+            let q = b.idx[k][l] as usize;
+            debug_assert!(q < soa.x.len());
+            // SAFETY: as for the gather, every index is below the particle count, the length
+            // of all three arrays.
+            unsafe {
+                *soa.dx.get_unchecked_mut(q) += dx[0][l];
+                *soa.dy.get_unchecked_mut(q) += dx[1][l];
+                *soa.dz.get_unchecked_mut(q) += dx[2][l];
             }
         }
     }
@@ -398,6 +531,56 @@ fn project_batch(
 mod tests {
     use super::*;
     use crate::tissue::TetMesh;
+
+    #[test]
+    fn simd_and_portable_paths_give_the_same_bits() {
+        let mesh = TetMesh::block(Vector3::zeros(), Vector3::new(0.04, 0.02, 0.03), [8, 4, 6]);
+        let rest: Vec<TetRest> = mesh
+            .tets
+            .iter()
+            .map(|t| {
+                let p = t.map(|q| mesh.rest_positions_m[q as usize]);
+                let dm = Matrix3::from_columns(&[p[1] - p[0], p[2] - p[0], p[3] - p[0]]);
+                let v = dm.determinant() / 6.0;
+                TetRest {
+                    idx: *t,
+                    inv_rest_shape: dm.try_inverse().unwrap(),
+                    deviatoric_compliance: 1.0 / (1800.0 * v),
+                    hydrostatic_compliance: 1.0 / (18000.0 * v),
+                    hydrostatic_rest: 1.1,
+                }
+            })
+            .collect();
+        let mut a = MaterialBatches::new(&rest, &mesh.rest_positions_m);
+        let mut b = a.clone();
+        // A twisted, squashed state.
+        let start: Vec<Vector3<f64>> = mesh
+            .rest_positions_m
+            .iter()
+            .map(|p| {
+                Vector3::new(
+                    p.x + 0.3 * p.y * p.y,
+                    0.8 * p.y + 0.1 * p.z,
+                    p.z - 0.2 * p.x,
+                )
+            })
+            .collect();
+        let w = vec![7000.0; start.len()];
+        let (mut pa, mut pb) = (start.clone(), start);
+        for _ in 0..5 {
+            a.project(&mut pa, &w, 2.5e-7, true);
+            b.project_portable(&mut pb, &w, 2.5e-7, true);
+        }
+        let bits = |p: &[Vector3<f64>]| -> Vec<u64> {
+            p.iter()
+                .flat_map(|v| v.iter().map(|c| c.to_bits()))
+                .collect()
+        };
+        assert_eq!(bits(&pa), bits(&pb));
+        for t in 0..rest.len() {
+            assert_eq!(a.green_norm(t).to_bits(), b.green_norm(t).to_bits());
+        }
+    }
 
     #[test]
     fn colours_never_share_a_particle() {

@@ -12,7 +12,7 @@
 
 use nalgebra::{Matrix3, Vector3};
 
-use super::kernel::{MaterialBatches, Strain, TetRest};
+use super::kernel::{MaterialBatches, TetRest};
 use super::mesh::{signed_volume, TetMesh};
 use super::topology::{
     closest_on_triangle, face_neighbours, point_in_tet, rebuild_surface, segment_hits_triangle,
@@ -245,7 +245,6 @@ pub struct Tissue {
     live_tets: usize,
     neighbours: Vec<[u32; 4]>,
     material: MaterialBatches,
-    strain: Vec<Strain>,
     surface_triangles: Vec<[u32; 3]>,
     /// The tet of each surface triangle.
     surface_owner: Vec<u32>,
@@ -379,8 +378,7 @@ impl Tissue {
             alive,
             live_tets: n_tets,
             neighbours,
-            material: MaterialBatches::new(&rest, n),
-            strain: vec![Strain::default(); n_tets],
+            material: MaterialBatches::new(&rest, &mesh.rest_positions_m),
             surface_triangles,
             surface_owner,
             surface_revision: 0,
@@ -791,14 +789,13 @@ pub fn step_with<T: ToolShape, H: SubstepHook>(
         let iterations = params.iterations.max(1);
         for it in 0..iterations {
             let last = s + 1 == n_sub && it + 1 == iterations;
-            let strain = if last && want_strain {
-                Some(&mut tissue.strain[..])
-            } else {
-                None
-            };
-            tissue
-                .material
-                .project(&mut tissue.positions_m, &tissue.inv_mass_per_kg, h2, strain);
+            let record_strain = last && want_strain;
+            tissue.material.project(
+                &mut tissue.positions_m,
+                &tissue.inv_mass_per_kg,
+                h2,
+                record_strain,
+            );
         }
 
         // Attachments: zero-length springs from particles to fixed anchors (ligaments), one
@@ -900,7 +897,7 @@ fn damage_and_tear(params: &StepParams, tissue: &mut Tissue) -> u32 {
         if !tissue.alive[t] {
             continue;
         }
-        let green = tissue.strain[t].green_norm;
+        let green = tissue.material.green_norm(t);
         if params.damage_strain > 0.0 {
             let excess = green / params.damage_strain - 1.0;
             if excess > 0.0 {
