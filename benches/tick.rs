@@ -33,8 +33,7 @@ fn core_tick(c: &mut Criterion) {
     let cfg = CoreConfig::default();
     let tissue = phantom_block();
     let (_cmd_tx, cmd_rx) = bus::queue::<Command>(8);
-    let (publisher, _subscriber) =
-        bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
+    let (publisher, _subscriber) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
     let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s);
     let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
     c.bench_function("haptic_core_tick_palpation_script", |b| {

@@ -221,7 +221,6 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         tets: tissue.tet_count(),
         surface_triangles: tissue.surface_triangles().len(),
     };
-    let topology = Arc::new(tissue.surface_triangles().to_vec());
     let device = ScriptedProbe::new(Script::palpation(), core_cfg.step.dt_s);
     let (mu, lambda) = Material::LIVER.lame();
     let header = LogHeader {
@@ -260,8 +259,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
 
     let (tel_tx, tel_rx) = bus::queue::<TickRecord>(TELEMETRY_CAPACITY);
     let (_cmd_tx, cmd_rx) = bus::queue::<Command>(COMMAND_CAPACITY);
-    let (publisher, subscriber) =
-        bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
+    let (publisher, subscriber) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
     let core = HapticCore::new(Box::new(device), tissue, &core_cfg, cmd_rx, publisher)
         .with_stop_flag(interrupt.clone());
 
@@ -281,12 +279,11 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             camera: Camera::default_for_block(),
             max_frames: None,
         };
-        let (handle, ready) =
-            render_loop::spawn_render_loop(subscriber, topology, render_stop.clone(), cfg)
-                .map_err(|source| DemoError::Thread {
-                    thread: "render",
-                    source,
-                })?;
+        let (handle, ready) = render_loop::spawn_render_loop(subscriber, render_stop.clone(), cfg)
+            .map_err(|source| DemoError::Thread {
+                thread: "render",
+                source,
+            })?;
         if opts.require_render {
             let outcome = ready
                 .recv_timeout(RENDER_SETUP_TIMEOUT)

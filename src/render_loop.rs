@@ -15,7 +15,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::bus::Subscriber;
-use crate::haptics::haptic_loop::{SceneSnapshot, SurfaceTopology};
+use crate::haptics::haptic_loop::SceneSnapshot;
 use crate::render::{Camera, HeadlessRenderer, RenderOptions, RenderScene, ValidationReport};
 use crate::stats::{Histogram, Percentiles};
 
@@ -84,20 +84,18 @@ pub type RenderReady = crossbeam::channel::Receiver<Result<String, String>>;
 /// until `stop` is set, renders the last snapshot once more and ends.
 pub fn spawn_render_loop(
     snapshots: Subscriber<SceneSnapshot>,
-    topology: SurfaceTopology,
     stop: Arc<AtomicBool>,
     cfg: RenderLoopConfig,
 ) -> std::io::Result<(JoinHandle<RenderLoopReport>, RenderReady)> {
     let (ready_tx, ready_rx) = crossbeam::channel::bounded(1);
     let handle = thread::Builder::new()
         .name("render".into())
-        .spawn(move || render_loop(snapshots, topology, stop, cfg, ready_tx))?;
+        .spawn(move || render_loop(snapshots, stop, cfg, ready_tx))?;
     Ok((handle, ready_rx))
 }
 
 fn render_loop(
     mut snapshots: Subscriber<SceneSnapshot>,
-    topology: SurfaceTopology,
     stop: Arc<AtomicBool>,
     cfg: RenderLoopConfig,
     ready: crossbeam::channel::Sender<Result<String, String>>,
@@ -152,7 +150,7 @@ fn render_loop(
             let snap = snapshots.read();
             let scene = RenderScene {
                 tissue_positions_m: &snap.tissue_positions_m,
-                tissue_triangles: &topology,
+                tissue_triangles: &snap.surface_triangles,
                 tool_center_m: snap.tool_center_in_world_m,
                 tool_radius_m: snap.tool_radius_m,
                 tool_force_n: snap.force_out_in_world_n,

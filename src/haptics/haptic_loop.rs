@@ -30,12 +30,17 @@ use crate::stats::Histogram;
 use crate::tissue::{self, SphereTool, StepParams, Tissue};
 
 /// What the render thread sees of the simulation: written in place by the haptic thread.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, PartialEq, Default)]
 pub struct SceneSnapshot {
     /// Tick at which the snapshot was taken.
     pub tick: u64,
     /// Tissue particle positions, world frame, metres.
     pub tissue_positions_m: Vec<[f32; 3]>,
+    /// The tissue's live boundary triangles (indices into the positions): it changes when the
+    /// tissue is cut, resected or torn.
+    pub surface_triangles: Vec<[u32; 3]>,
+    /// [`Tissue::surface_revision`] of `surface_triangles`.
+    pub surface_revision: u64,
     /// Tool centre, world frame, metres.
     pub tool_center_in_world_m: [f32; 3],
     /// Tool radius, metres.
@@ -45,17 +50,48 @@ pub struct SceneSnapshot {
 }
 
 impl SceneSnapshot {
-    /// A snapshot with room for `particles` positions (so publishing never allocates).
-    pub fn with_capacity(particles: usize) -> Self {
+    /// A snapshot of `tissue` at rest, with room for every particle and for every face of every
+    /// tet in the surface (so publishing never allocates, however the tissue is cut).
+    pub fn for_tissue(tissue: &Tissue) -> Self {
+        let mut surface_triangles = Vec::with_capacity(4 * tissue.tet_count());
+        surface_triangles.extend_from_slice(tissue.surface_triangles());
         Self {
-            tissue_positions_m: vec![[0.0; 3]; particles],
+            tissue_positions_m: tissue
+                .positions_m
+                .iter()
+                .map(|p| [p.x as f32, p.y as f32, p.z as f32])
+                .collect(),
+            surface_triangles,
+            surface_revision: tissue.surface_revision(),
             ..Self::default()
         }
     }
 }
 
-fn snapshots_capacity(p: &mut Publisher<SceneSnapshot>) -> usize {
-    p.back_mut().tissue_positions_m.len()
+/// Cloning keeps the surface's reserved capacity (the triple buffer clones its first snapshot
+/// into all three slots, and each must be able to take any surface without allocating).
+impl Clone for SceneSnapshot {
+    fn clone(&self) -> Self {
+        let mut surface_triangles = Vec::with_capacity(self.surface_triangles.capacity());
+        surface_triangles.extend_from_slice(&self.surface_triangles);
+        Self {
+            tick: self.tick,
+            tissue_positions_m: self.tissue_positions_m.clone(),
+            surface_triangles,
+            surface_revision: self.surface_revision,
+            tool_center_in_world_m: self.tool_center_in_world_m,
+            tool_radius_m: self.tool_radius_m,
+            force_out_in_world_n: self.force_out_in_world_n,
+        }
+    }
+}
+
+fn snapshots_capacity(p: &mut Publisher<SceneSnapshot>) -> (usize, usize) {
+    let back = p.back_mut();
+    (
+        back.tissue_positions_m.len(),
+        back.surface_triangles.capacity(),
+    )
 }
 
 /// Everything the haptic thread owns.
@@ -120,8 +156,8 @@ impl Default for CoreConfig {
 }
 
 impl HapticCore {
-    /// Assembles the core. `snapshots` must have been created with
-    /// [`SceneSnapshot::with_capacity`] for the tissue's particle count.
+    /// Assembles the core. `snapshots` must have been created from
+    /// [`SceneSnapshot::for_tissue`] of this tissue.
     pub fn new(
         device: Box<dyn HapticDevice>,
         tissue: Tissue,
@@ -130,10 +166,10 @@ impl HapticCore {
         mut snapshots: Publisher<SceneSnapshot>,
     ) -> Self {
         let info = device.info();
-        assert_eq!(
-            snapshots_capacity(&mut snapshots),
-            tissue.particle_count(),
-            "the snapshot buffer must be made with SceneSnapshot::with_capacity(particles)"
+        let (particles, faces) = snapshots_capacity(&mut snapshots);
+        assert!(
+            particles == tissue.particle_count() && faces >= 4 * tissue.tet_count(),
+            "the snapshot buffer must be made with SceneSnapshot::for_tissue(&tissue)"
         );
         let guard = ForceGuard::new(SafetyLimits {
             max_force_n: info.max_force_n,
@@ -176,6 +212,12 @@ impl HapticCore {
     /// The tissue (for inspection after the loop has ended).
     pub fn tissue(&self) -> &Tissue {
         &self.tissue
+    }
+
+    /// The tissue, to change between ticks on the haptic thread (an instrument cuts or grasps).
+    /// The next tick publishes the changed surface to the render thread.
+    pub fn tissue_mut(&mut self) -> &mut Tissue {
+        &mut self.tissue
     }
 
     /// The device.
@@ -296,6 +338,13 @@ impl HapticCore {
             .zip(&self.tissue.positions_m)
         {
             *dst = [src.x as f32, src.y as f32, src.z as f32];
+        }
+        if snap.surface_revision != self.tissue.surface_revision() {
+            // Within the reserved capacity: no allocation.
+            snap.surface_triangles.clear();
+            snap.surface_triangles
+                .extend_from_slice(self.tissue.surface_triangles());
+            snap.surface_revision = self.tissue.surface_revision();
         }
         snap.tool_center_in_world_m = [
             self.tool_center_in_world_m.x as f32,
@@ -474,6 +523,3 @@ pub fn spawn(
         .name("haptic".into())
         .spawn(move || run_loop(core, telemetry, &cfg))
 }
-
-/// The shared surface topology the render thread needs once (it never changes in a session).
-pub type SurfaceTopology = Arc<Vec<[u32; 3]>>;

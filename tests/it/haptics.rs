@@ -16,8 +16,7 @@ fn run(
     let cfg = CoreConfig::default();
     let tissue = phantom_block();
     let (mut cmd_tx, cmd_rx) = bus::queue::<Command>(16);
-    let (publisher, _sub) =
-        bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
+    let (publisher, _sub) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
     let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s).with_faults(faults);
     let monitor = device.monitor();
     let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
@@ -167,4 +166,49 @@ fn force_never_exceeds_the_device_limit_and_replays_bit_for_bit() {
             );
         }
     }
+}
+
+/// A cut between ticks reaches the render thread: the next snapshot carries the opened
+/// surface, published without an allocation on the haptic thread.
+#[test]
+fn a_cut_surface_is_published_without_allocating() {
+    use nalgebra::Vector3;
+    let _g = crate::alloc_counter::EXCLUSIVE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let cfg = CoreConfig::default();
+    let tissue = phantom_block();
+    let before = tissue.surface_triangles().len();
+    let (_cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (publisher, mut sub) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
+    let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s);
+    let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
+    core.tick();
+    let allocations = crate::alloc_counter::violations();
+    crate::alloc_counter::arm();
+    let removed = core.tissue_mut().cut(
+        [
+            Vector3::new(-0.03, 0.01, 0.001),
+            Vector3::new(-0.03, -0.02, 0.001),
+        ],
+        [
+            Vector3::new(0.03, 0.01, 0.001),
+            Vector3::new(0.03, -0.02, 0.001),
+        ],
+    );
+    for _ in 0..3 {
+        core.tick();
+    }
+    crate::alloc_counter::disarm();
+    assert_eq!(
+        crate::alloc_counter::violations(),
+        allocations,
+        "the cut or tick allocated"
+    );
+    assert!(removed > 0);
+    assert!(sub.update());
+    let snap = sub.read();
+    assert_eq!(snap.surface_revision, core.tissue().surface_revision());
+    assert_eq!(snap.surface_triangles, core.tissue().surface_triangles());
+    assert!(snap.surface_triangles.len() > before);
 }

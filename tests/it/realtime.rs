@@ -39,8 +39,7 @@ fn haptic_thread_allocates_nothing_over_10500_ticks() {
     let tissue = phantom_block();
     let (tel_tx, tel_rx) = bus::queue::<TickRecord>(1024);
     let (mut cmd_tx, cmd_rx) = bus::queue::<Command>(16);
-    let (publisher, mut subscriber) =
-        bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
+    let (publisher, mut subscriber) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
     let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s);
     let monitor = device.monitor();
     let core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
@@ -126,8 +125,7 @@ fn core_tick_allocates_nothing_under_faults() {
     let cfg = CoreConfig::default();
     let tissue = phantom_block();
     let (mut cmd_tx, cmd_rx) = bus::queue::<Command>(16);
-    let (publisher, _subscriber) =
-        bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
+    let (publisher, _subscriber) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
     let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s).with_faults(FaultPlan {
         stall: Some(2_000..2_100),
         garbage: Some(2_500..2_510),
@@ -328,8 +326,7 @@ fn seccomp_child() {
     let tissue = phantom_block();
     let (tel_tx, mut tel_rx) = bus::queue::<TickRecord>(1024);
     let (mut cmd_tx, cmd_rx) = bus::queue::<Command>(16);
-    let (publisher, mut subscriber) =
-        bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
+    let (publisher, mut subscriber) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
     let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s).with_faults(FaultPlan {
         stall: Some(3_000..3_050),
         garbage: Some(4_000..4_010),
@@ -381,8 +378,7 @@ fn stalled_snapshot_reader_does_not_hold_the_loop() {
     let tissue = phantom_block();
     let (tel_tx, mut tel_rx) = bus::queue::<TickRecord>(2_048);
     let (_cmd_tx, cmd_rx) = bus::queue::<Command>(4);
-    let (publisher, mut subscriber) =
-        bus::triple_buffer(SceneSnapshot::with_capacity(tissue.particle_count()));
+    let (publisher, mut subscriber) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
     let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s);
     let core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
     let haptic = haptic_loop::spawn(
