@@ -72,6 +72,10 @@ enum BenchCmd {
         /// Skip sizes above this many tets.
         #[arg(long, default_value_t = 50_000)]
         max_tets: usize,
+        /// Cells across the finest cantilever bar of the accuracy check (10: 40,000 tets, the
+        /// validation bar, about half a minute).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=16))]
+        finest_bar: u32,
     },
 }
 
@@ -175,9 +179,14 @@ fn run() -> anyhow::Result<ExitCode> {
                     json,
                     steps,
                     max_tets,
+                    finest_bar,
                 },
         }) => {
-            let report = haptwin::bench::bench_tissue(steps as usize, max_tets)?;
+            let report = haptwin::bench::bench_tissue(&haptwin::bench::BenchOptions {
+                steps: steps as usize,
+                max_tets,
+                finest_bar_across: finest_bar as usize,
+            })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -339,40 +348,77 @@ fn describe_realtime(status: &RealtimeStatus) -> String {
 fn print_bench(r: &haptwin::bench::BenchReport) {
     let c = &r.config;
     println!(
-        "haptwin bench tissue: dt {} s, {} substeps x {} iteration, {} thread, {}, {} mm cells, E {} Pa, nu {}",
-        c.dt_s,
-        c.substeps,
-        c.iterations_per_substep,
-        c.threads,
-        c.precision,
-        c.cell_m * 1000.0,
-        c.youngs_modulus_pa,
-        c.poisson_ratio
+        "haptwin bench tissue: dt {} s, {} substeps x {} iteration, {} thread, {}, {}",
+        c.dt_s, c.substeps, c.iterations_per_substep, c.threads, c.precision, c.simd
     );
     println!(
-        "  {:>7} {:>9} {:>12} {:>12} {:>11} {:>9}",
-        "tets", "particles", "step p50 us", "step p99 us", "tets/ms", "inverted"
+        "  blocks of {} mm cells, liver E {} Pa with a tumour of E {} Pa, nu {}, {} kg/m^3; 1 cm sphere 5 mm in",
+        c.cell_m * 1000.0,
+        c.youngs_modulus_pa,
+        c.tumour_youngs_modulus_pa,
+        c.poisson_ratio,
+        c.density_kg_per_m3
+    );
+    println!(
+        "  {:>7} {:>9} {:>7} {:>12} {:>12} {:>9} {:>9} {:>9}",
+        "tets",
+        "particles",
+        "colours",
+        "step p50 us",
+        "step p99 us",
+        "tets/ms",
+        "proj/ms",
+        "inverted"
     );
     for s in &r.sizes {
         println!(
-            "  {:>7} {:>9} {:>12} {:>12} {:>11} {:>9}",
-            s.tets, s.particles, s.step_us.p50, s.step_us.p99, s.tets_per_ms, s.inverted_tets
+            "  {:>7} {:>9} {:>7} {:>12} {:>12} {:>9} {:>9} {:>9}",
+            s.tets,
+            s.particles,
+            s.colours,
+            s.step_us.p50,
+            s.step_us.p99,
+            s.tets_per_ms,
+            s.tet_projections_per_ms,
+            s.inverted_tets
         );
     }
-    let k = &r.cantilever;
+    let a = &r.accuracy;
+    for b in &a.cantilever {
+        println!(
+            "  cantilever {:>2} cells across ({:>5} tets): sag {:.3} mm vs beam formula {:.3} mm: {:+.1} % (settled after {:.1} s: {})",
+            b.cells_across,
+            b.tets,
+            b.result.measured_m * 1000.0,
+            b.result.expected_m * 1000.0,
+            b.result.error_pct,
+            b.result.settled_after_s,
+            b.result.settled
+        );
+    }
+    for h in &a.hertz {
+        println!(
+            "  hertz {:.0} mm: {:.4} N vs {:.4} N: {:+.1} %",
+            h.depth_m * 1000.0,
+            h.force_n,
+            h.hertz_n,
+            h.error_pct
+        );
+    }
     println!(
-        "  cantilever (16x2x2 cells): sag {:.3} mm vs beam formula {:.3} mm: {:+.1} % (settled after {:.1} s: {})",
-        k.measured_m * 1000.0,
-        k.expected_m * 1000.0,
-        k.error_pct,
-        k.settled_after_s,
-        k.settled
+        "  stretch 1 %: Poisson ratio {:.3} (material 0.45), {:.3} (material 0.49); 10 % at nu 0.49: volume {:+.2} %",
+        a.stretch_nu_045.poisson_ratio,
+        a.stretch_nu_049.poisson_ratio,
+        a.stretch_10pct_nu_049.volume_change * 100.0
     );
-    let t = &r.stretch;
-    println!(
-        "  stretch (8x2x2 cells, ~1 % strain): Poisson ratio {:.3} (material {}), volume change {:+.3} %",
-        t.poisson_ratio,
-        c.poisson_ratio,
-        t.volume_change * 100.0
-    );
+    if let Some(k) = &r.anchors {
+        println!(
+            "  against the PBD anchors at {} tets: {:.1}x its accurate throughput ({} tets/ms), {:.1}x its raw one ({} tets/ms)",
+            k.tets,
+            k.accurate_throughput_ratio,
+            k.anchor_accurate_tets_per_ms,
+            k.raw_throughput_ratio,
+            k.anchor_raw_tets_per_ms
+        );
+    }
 }

@@ -272,6 +272,8 @@ fn bench_tissue_reports_speed_and_accuracy() {
             "20",
             "--max-tets",
             "1000",
+            "--finest-bar",
+            "4",
         ])
         .output()
         .unwrap();
@@ -286,10 +288,17 @@ fn bench_tissue_reports_speed_and_accuracy() {
     }
     assert!(row["tets_per_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(row["inverted_tets"], 0);
-    assert_eq!(row["cantilever_error_pct"], j["cantilever"]["error_pct"]);
-    assert!(j["cantilever"]["settled"].as_bool().unwrap());
-    assert!(j["stretch"]["poisson_ratio"].as_f64().unwrap() > 0.0);
+    let a = &j["accuracy"];
+    let bars = a["cantilever"].as_array().unwrap();
+    assert_eq!(bars.len(), 2, "2 and 4 cells across");
+    assert_eq!(bars[1]["cells_across"], 4);
+    assert!(bars.iter().all(|b| b["settled"].as_bool().unwrap()));
+    assert_eq!(row["cantilever_error_pct"], bars[1]["error_pct"]);
+    assert_eq!(a["cantilever_error_pct"], bars[1]["error_pct"]);
+    assert_eq!(a["hertz"].as_array().unwrap().len(), 3);
+    assert!(a["stretch_nu_045"]["poisson_ratio"].as_f64().unwrap() > 0.0);
     assert_eq!(j["config"]["substeps"], 2);
+    assert!(j["anchors"].is_null(), "no 20k block at --max-tets 1000");
 }
 
 #[test]
