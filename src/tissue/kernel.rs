@@ -241,7 +241,20 @@ impl MaterialBatches {
         self.colours.len()
     }
 
+    /// Calls `f(tet, |E|^2)` for every live tet with the squared Frobenius norm of its Green
+    /// strain at the last sweep that recorded strain, in batch order. Never allocates.
+    pub(crate) fn for_each_strain(&self, mut f: impl FnMut(usize, f32)) {
+        for b in &self.batches {
+            for l in 0..LANES {
+                if b.active[l] != 0.0 {
+                    f(b.tet[l] as usize, b.green_norm_sq[l]);
+                }
+            }
+        }
+    }
+
     /// Frobenius norm of tet `t`'s Green strain at the last sweep that recorded strain.
+    #[cfg(test)]
     pub(crate) fn green_norm(&self, t: usize) -> f64 {
         let s = self.slot_of_tet[t];
         (self.batches[s.batch as usize].green_norm_sq[s.lane as usize] as f64).sqrt()

@@ -259,6 +259,8 @@ pub struct Tissue {
     /// Whether each particle is held by the grasp (held particles skip the contact push-out).
     pub(crate) held: Vec<bool>,
     damage: Vec<f64>,
+    /// Tets past the tear bound in this step (capacity: every tet).
+    tear_candidates: Vec<u32>,
     removed_volume_m3: Vec<f64>,
     torn_total: u64,
     last_tool_center_in_world_m: Option<Vector3<f64>>,
@@ -388,6 +390,7 @@ impl Tissue {
             grasped: Vec::with_capacity(n),
             held: vec![false; n],
             damage: vec![0.0; n_tets],
+            tear_candidates: Vec::with_capacity(n_tets),
             removed_volume_m3: vec![0.0; materials.len()],
             torn_total: 0,
             last_tool_center_in_world_m: None,
@@ -892,32 +895,43 @@ pub fn step_with<T: ToolShape, H: SubstepHook>(
 
 /// Accumulates damage from the last sweep's strains and tears over-stretched tets.
 fn damage_and_tear(params: &StepParams, tissue: &mut Tissue) -> u32 {
-    let mut torn = 0;
-    for t in 0..tissue.tets.len() {
-        if !tissue.alive[t] {
-            continue;
-        }
-        let green = tissue.material.green_norm(t);
-        if params.damage_strain > 0.0 {
-            let excess = green / params.damage_strain - 1.0;
+    // A stretch ratio s along some edge gives a Green strain of at least (s^2 - 1) / 2, so
+    // only tets past that bound need their edges measured. Squared norms are compared, in the
+    // batches' order (removed tets are inactive there and report nothing).
+    let damage_sq = (params.damage_strain * params.damage_strain) as f32;
+    let tear = params.tear_stretch;
+    let tear_bound = 0.5 * (tear * tear - 1.0);
+    let tear_sq = if tear > 0.0 {
+        (tear_bound * tear_bound) as f32
+    } else {
+        f32::INFINITY
+    };
+    let damage = &mut tissue.damage;
+    let candidates = &mut tissue.tear_candidates;
+    candidates.clear();
+    tissue.material.for_each_strain(|t, green_sq| {
+        if params.damage_strain > 0.0 && green_sq > damage_sq {
+            let excess = (green_sq as f64).sqrt() / params.damage_strain - 1.0;
             if excess > 0.0 {
-                tissue.damage[t] += excess * params.dt_s;
+                damage[t] += excess * params.dt_s;
             }
         }
-        // A stretch ratio s along some edge gives a Green strain of at least (s^2 - 1) / 2, so
-        // only tets past that bound need their edges measured.
-        let tear = params.tear_stretch;
-        if tear > 0.0 && green >= 0.5 * (tear * tear - 1.0) {
-            let x = tissue.tets[t].map(|q| tissue.positions_m[q as usize]);
-            let over = TET_EDGES
-                .iter()
-                .zip(&tissue.rest_edge_m[t])
-                .any(|(&(a, b), &rest)| (x[a] - x[b]).norm() > tear * rest);
-            if over {
-                tissue.remove_tet(t);
-                tissue.torn_total += 1;
-                torn += 1;
-            }
+        if green_sq >= tear_sq {
+            candidates.push(t as u32);
+        }
+    });
+    let mut torn = 0;
+    for i in 0..tissue.tear_candidates.len() {
+        let t = tissue.tear_candidates[i] as usize;
+        let x = tissue.tets[t].map(|q| tissue.positions_m[q as usize]);
+        let over = TET_EDGES
+            .iter()
+            .zip(&tissue.rest_edge_m[t])
+            .any(|(&(a, b), &rest)| (x[a] - x[b]).norm() > tear * rest);
+        if over {
+            tissue.remove_tet(t);
+            tissue.torn_total += 1;
+            torn += 1;
         }
     }
     torn
