@@ -10,7 +10,7 @@
 //! sized by [`Tissue::new`]. Deterministic: fixed iteration order, no threads, no hashing after
 //! set-up.
 
-use nalgebra::{Matrix3, Vector3};
+use nalgebra::{Matrix3, UnitQuaternion, Vector3};
 
 use super::kernel::{MaterialBatches, TetRest};
 use super::mesh::{signed_volume, TetMesh};
@@ -112,6 +112,11 @@ pub trait ToolShape {
     fn closest_core_point(&self, center: Vector3<f64>, x: Vector3<f64>) -> Vector3<f64>;
     /// Whether the shape's numbers are all finite.
     fn is_finite(&self) -> bool;
+    /// The direction of the tool's axis in the world frame (unit), for shapes that have one:
+    /// grasped tissue turns with it. `None` (the default): the grasp only translates.
+    fn axis_in_world(&self) -> Option<Vector3<f64>> {
+        None
+    }
 }
 
 /// A rigid sphere tool (a probe tip), moved kinematically by the haptic loop.
@@ -184,6 +189,9 @@ impl ToolShape for CapsuleTool {
         self.center_in_world_m.iter().all(|v| v.is_finite())
             && self.half_axis_in_world_m.iter().all(|v| v.is_finite())
             && self.radius_m.is_finite()
+    }
+    fn axis_in_world(&self) -> Option<Vector3<f64>> {
+        self.half_axis_in_world_m.try_normalize(1e-12)
     }
 }
 
@@ -259,6 +267,8 @@ pub struct Tissue {
     /// Whether each particle is held by the grasp (held particles skip the contact push-out).
     pub(crate) held: Vec<bool>,
     damage: Vec<f64>,
+    /// The tool's axis when it grasped (see [`Tissue::grasp_tool`]).
+    grasp_axis: Option<Vector3<f64>>,
     /// Tets past the tear bound in this step (capacity: every tet).
     tear_candidates: Vec<u32>,
     removed_volume_m3: Vec<f64>,
@@ -391,6 +401,7 @@ impl Tissue {
             held: vec![false; n],
             damage: vec![0.0; n_tets],
             tear_candidates: Vec::with_capacity(n_tets),
+            grasp_axis: None,
             removed_volume_m3: vec![0.0; materials.len()],
             torn_total: 0,
             last_tool_center_in_world_m: None,
@@ -403,6 +414,7 @@ impl Tissue {
     /// jaws). Replaces any earlier grasp. Returns how many particles were taken. Never allocates.
     pub fn grasp(&mut self, tool_center_in_world_m: Vector3<f64>, radius_m: f64) -> usize {
         self.release();
+        self.grasp_axis = None;
         let r2 = radius_m * radius_m;
         for (q, p) in self.positions_m.iter().enumerate() {
             if self.inv_mass_per_kg[q] > 0.0 && (p - tool_center_in_world_m).norm_squared() <= r2 {
@@ -411,6 +423,17 @@ impl Tissue {
             }
         }
         self.grasped.len()
+    }
+
+    /// Grasps with the jaws of `tool`: every free particle within `radius_m` of its centre is
+    /// held in the tool's frame, so it follows the tool's centre and turns with its axis (for
+    /// shapes with an axis, e.g. a capsule jaw: twisting the jaws twists the tissue; the roll
+    /// about the axis itself is not seen). Returns how many particles were taken. Never
+    /// allocates.
+    pub fn grasp_tool<T: ToolShape>(&mut self, tool: &T, radius_m: f64) -> usize {
+        let n = self.grasp(tool.center_in_world_m(), radius_m);
+        self.grasp_axis = tool.axis_in_world();
+        n
     }
 
     /// Lets go of every grasped particle.
@@ -832,8 +855,24 @@ pub fn step_with<T: ToolShape, H: SubstepHook>(
         if let (Some(tool), Some(from), Some(now)) = (tool, tool_from, tool_center_now) {
             let center = from + (now - from) * f;
             let tool_step = (now - from) / n_sub as f64;
-            // Grasp: held particles go where the jaws are (zero compliance); the tissue pulls
-            // back on the tool with the impulse that took them there.
+            // Grasp: held particles go where the jaws are (zero compliance), turned with the
+            // jaws' axis since the grasp; the tissue pulls back on the tool with the impulse
+            // that took them there.
+            let turn = match (tissue.grasp_axis, tool.axis_in_world()) {
+                (Some(from), Some(to)) => UnitQuaternion::rotation_between(&from, &to)
+                    .unwrap_or_else(|| {
+                        // Turned right round: half a turn about any axis across it.
+                        let across = from
+                            .cross(&Vector3::x())
+                            .try_normalize(1e-6)
+                            .unwrap_or_else(|| from.cross(&Vector3::y()).normalize());
+                        UnitQuaternion::from_axis_angle(
+                            &nalgebra::Unit::new_unchecked(across),
+                            std::f64::consts::PI,
+                        )
+                    }),
+                _ => UnitQuaternion::identity(),
+            };
             for g in 0..tissue.grasped.len() {
                 let (q, offset) = tissue.grasped[g];
                 let q = q as usize;
@@ -841,7 +880,7 @@ pub fn step_with<T: ToolShape, H: SubstepHook>(
                 if w <= 0.0 {
                     continue;
                 }
-                let correction = center + offset - tissue.positions_m[q];
+                let correction = center + turn * offset - tissue.positions_m[q];
                 tissue.positions_m[q] += correction;
                 impulse_sum -= correction / (w * h);
             }
@@ -1434,6 +1473,44 @@ mod tests {
             after < rest_y + 0.002,
             "released tissue must fall back: {after}"
         );
+    }
+
+    #[test]
+    fn grasped_tissue_turns_with_the_jaws() {
+        // A 2 cm jaw along x rests on the surface, grasps, then turns 30 degrees about the
+        // vertical over 0.3 s while lifting 5 mm: the held particles turn with it.
+        let mut t = block();
+        let p = StepParams::default();
+        let jaw = |angle: f64, y: f64| CapsuleTool {
+            center_in_world_m: Vector3::new(0.0, y, 0.0),
+            half_axis_in_world_m: Vector3::new(angle.cos(), 0.0, -angle.sin()) * 0.01,
+            radius_m: 0.003,
+        };
+        for _ in 0..300 {
+            step(&p, &mut t, &jaw(0.0, 0.0)).unwrap();
+        }
+        let taken = t.grasp_tool(&jaw(0.0, 0.0), 0.0135);
+        assert!(taken >= 3, "took {taken}");
+        let held: Vec<(usize, Vector3<f64>)> = t
+            .grasped
+            .iter()
+            .map(|&(q, off)| (q as usize, off))
+            .collect();
+        let angle = 30f64.to_radians();
+        for i in 1..=400 {
+            let f = (i as f64 / 300.0).min(1.0);
+            step(&p, &mut t, &jaw(angle * f, 0.005 * f)).unwrap();
+        }
+        let turn = UnitQuaternion::from_axis_angle(&Vector3::y_axis(), angle);
+        for (q, off) in held {
+            let expected = Vector3::new(0.0, 0.005, 0.0) + turn * off;
+            let got = t.positions_m[q];
+            assert!(
+                (got - expected).norm() < 1e-9,
+                "particle {q}: {got:?} vs {expected:?}"
+            );
+        }
+        assert_eq!(t.inverted_tets(), 0);
     }
 
     #[test]
