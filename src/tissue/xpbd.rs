@@ -1166,7 +1166,14 @@ fn push_point(
     impulse_sum: &mut Vector3<f64>,
 ) -> bool {
     let q = tri.map(|q| q as usize);
-    let w = q.map(|q| tissue.inv_mass_per_kg[q]);
+    // Held particles belong to the jaws: the push moves only the others.
+    let w = q.map(|q| {
+        if tissue.held[q] {
+            0.0
+        } else {
+            tissue.inv_mass_per_kg[q]
+        }
+    });
     let wsum: f64 = (0..3).map(|k| w[k] * bary[k] * bary[k]).sum();
     if wsum <= 0.0 {
         return false;
