@@ -23,9 +23,10 @@ use nalgebra::Vector3;
 
 use crate::stats::{Histogram, Percentiles};
 use crate::tissue::scenes::{
-    Cantilever, CantileverResult, Indentation, IndentationPoint, Stretch, StretchResult,
+    block_with_materials, Cantilever, CantileverResult, Indentation, IndentationPoint, Stretch,
+    StretchResult,
 };
-use crate::tissue::{step, Material, SphereTool, StepParams, TetMesh, Tissue, TissueError};
+use crate::tissue::{step, Material, SphereTool, StepParams, Tissue, TissueError};
 
 /// Cell side of the tissue-scale blocks, metres.
 pub const CELL_M: f64 = 0.005;
@@ -50,30 +51,12 @@ pub const ANCHOR_ACCURATE_TETS_PER_MS: f64 = 1_000.0;
 /// fixed) of liver, with a spherical tumour of a quarter of the smallest side in radius centred
 /// 40 % of the way down.
 pub fn two_material_block(cells: [usize; 3]) -> Tissue {
-    let size = Vector3::new(
-        cells[0] as f64 * CELL_M,
-        cells[1] as f64 * CELL_M,
-        cells[2] as f64 * CELL_M,
-    );
-    let min = Vector3::new(-size.x / 2.0, -size.y, -size.z / 2.0);
-    let max = Vector3::new(size.x / 2.0, 0.0, size.z / 2.0);
-    let mesh = TetMesh::block(min, max, cells);
-    let centre = Vector3::new(0.0, -0.4 * size.y, 0.0);
-    let radius = 0.25 * size.x.min(size.y).min(size.z);
-    let ids: Vec<u16> = mesh
-        .tets
-        .iter()
-        .map(|t| {
-            let c = t
-                .iter()
-                .map(|&q| mesh.rest_positions_m[q as usize])
-                .sum::<Vector3<f64>>()
-                / 4.0;
-            u16::from((c - centre).norm() < radius)
-        })
-        .collect();
-    Tissue::with_materials(&mesh, &[Material::LIVER, TUMOUR], &ids, |p| {
-        p.y <= min.y + 1e-12
+    let depth = cells[1] as f64 * CELL_M;
+    let centre = Vector3::new(0.0, -0.4 * depth, 0.0);
+    let smallest = cells.iter().copied().min().unwrap_or(1) as f64 * CELL_M;
+    let radius = 0.25 * smallest;
+    block_with_materials(CELL_M, cells, &[Material::LIVER, TUMOUR], |c| {
+        u16::from((c - centre).norm() < radius)
     })
 }
 

@@ -198,9 +198,9 @@ impl Cantilever {
     }
 }
 
-/// A block of `cells` lattice cells of side `cell_m` (five tets each), top face at y = 0, centred
-/// on x = z = 0, bottom face fixed.
-pub fn block(cell_m: f64, cells: [usize; 3], material: Material) -> Tissue {
+/// The mesh of a block of `cells` lattice cells of side `cell_m` (five tets each), top face at
+/// y = 0, centred on x = z = 0.
+pub fn block_mesh(cell_m: f64, cells: [usize; 3]) -> TetMesh {
     let size = Vector3::new(
         cells[0] as f64 * cell_m,
         cells[1] as f64 * cell_m,
@@ -208,8 +208,46 @@ pub fn block(cell_m: f64, cells: [usize; 3], material: Material) -> Tissue {
     );
     let min = Vector3::new(-size.x / 2.0, -size.y, -size.z / 2.0);
     let max = Vector3::new(size.x / 2.0, 0.0, size.z / 2.0);
-    let mesh = TetMesh::block(min, max, cells);
-    Tissue::new(&mesh, material, |p| p.y <= min.y + 1e-12)
+    TetMesh::block(min, max, cells)
+}
+
+/// Whether a particle of a [`block_mesh`] of `cells` cells lies on its bottom face.
+fn on_bottom(cell_m: f64, cells: [usize; 3]) -> impl Fn(&Vector3<f64>) -> bool {
+    let bottom = -(cells[1] as f64) * cell_m;
+    move |p| p.y <= bottom + 1e-12
+}
+
+/// A [`block_mesh`] of one material, bottom face fixed.
+pub fn block(cell_m: f64, cells: [usize; 3], material: Material) -> Tissue {
+    Tissue::new(
+        &block_mesh(cell_m, cells),
+        material,
+        on_bottom(cell_m, cells),
+    )
+}
+
+/// A [`block_mesh`] with a material per tet, `material_at(centroid)` indexing `materials`,
+/// bottom face fixed.
+pub fn block_with_materials(
+    cell_m: f64,
+    cells: [usize; 3],
+    materials: &[Material],
+    material_at: impl Fn(&Vector3<f64>) -> u16,
+) -> Tissue {
+    let mesh = block_mesh(cell_m, cells);
+    let ids: Vec<u16> = mesh
+        .tets
+        .iter()
+        .map(|t| {
+            let c = t
+                .iter()
+                .map(|&q| mesh.rest_positions_m[q as usize])
+                .sum::<Vector3<f64>>()
+                / 4.0;
+            material_at(&c)
+        })
+        .collect();
+    Tissue::with_materials(&mesh, materials, &ids, on_bottom(cell_m, cells))
 }
 
 #[cfg(test)]
