@@ -36,8 +36,10 @@ pub(crate) struct Batch {
     idx: [[u32; LANES]; 4],
     /// Tet id per lane (`u32::MAX` for a padding lane).
     pub(crate) tet: [u32; LANES],
-    /// Inverse rest shape matrix, row-major entries `dm_inv[3 * row + col]`.
-    dm_inv: [Lane; 9],
+    /// `M = Dm^-1 Dm^-T` (symmetric) of the rest shape `Dm`, entries 00, 11, 22, 01, 02, 12.
+    metric: [Lane; 6],
+    /// `1 / det Dm` (`1 / (6 V)`).
+    inv_det_dm: Lane,
     deviatoric_compliance: Lane,
     hydrostatic_compliance: Lane,
     hydrostatic_rest: Lane,
@@ -195,7 +197,8 @@ impl MaterialBatches {
                         [first.idx[3]; LANES],
                     ],
                     tet: [u32::MAX; LANES],
-                    dm_inv: [[0.0; LANES]; 9],
+                    metric: [[0.0; LANES]; 6],
+                    inv_det_dm: [0.0; LANES],
                     deviatoric_compliance: [1.0; LANES],
                     hydrostatic_compliance: [1.0; LANES],
                     hydrostatic_rest: [1.0; LANES],
@@ -210,11 +213,14 @@ impl MaterialBatches {
                         b.idx[k][lane] = r.idx[k];
                     }
                     b.tet[lane] = t as u32;
-                    for row in 0..3 {
-                        for col in 0..3 {
-                            b.dm_inv[3 * row + col][lane] = r.inv_rest_shape[(row, col)] as R;
-                        }
+                    let m = r.inv_rest_shape * r.inv_rest_shape.transpose();
+                    for (e, (row, col)) in [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        b.metric[e][lane] = m[(row, col)] as R;
                     }
+                    b.inv_det_dm[lane] = r.inv_rest_shape.determinant() as R;
                     b.deviatoric_compliance[lane] = r.deviatoric_compliance as R;
                     b.hydrostatic_compliance[lane] = r.hydrostatic_compliance as R;
                     b.hydrostatic_rest[lane] = r.hydrostatic_rest as R;
@@ -421,67 +427,79 @@ fn project_batch<G: Gather>(b: &mut Batch, soa: &mut Soa, inv_h2: R, record_stra
             d[j][i] = lanes!(|l| (x[j + 1][i][l] - x[0][i][l]) + (u[j + 1][i][l] - u[0][i][l]));
         }
     }
-    // F = Ds Dm^-1: F[i][j] = sum_k d[k][i] * dm_inv[k][j].
-    let mut f = [[[0.0 as R; LANES]; 3]; 3];
-    for i in 0..3 {
-        for j in 0..3 {
-            f[i][j] = lanes!(|l| d[0][i][l] * b.dm_inv[j][l]
-                + d[1][i][l] * b.dm_inv[3 + j][l]
-                + d[2][i][l] * b.dm_inv[6 + j][l]);
-        }
-    }
+    // Everything is written in terms of the edge vectors, with the rest shape folded into
+    // M = Dm^-1 Dm^-T and 1/det Dm (F = Ds Dm^-1 itself is never formed):
+    //   |F|^2 = tr(F^T F) = tr(C M) with C = Ds^T Ds,
+    //   d|F|/dx_j = (Ds M)_j / |F|           (column j, vertex j+1),
+    //   det F = det Ds / det Dm,  d det F/dx_j = cof(Ds)_j / det Dm.
+    let dot = |a: usize, c: usize| -> Lane {
+        lanes!(|l| d[a][0][l] * d[c][0][l] + d[a][1][l] * d[c][1][l] + d[a][2][l] * d[c][2][l])
+    };
+    let (c00, c11, c22) = (dot(0, 0), dot(1, 1), dot(2, 2));
+    let (c01, c02, c12) = (dot(0, 1), dot(0, 2), dot(1, 2));
+    let m = &b.metric;
+    let norm2 = lanes!(|l| c00[l] * m[0][l]
+        + c11[l] * m[1][l]
+        + c22[l] * m[2][l]
+        + 2.0 * (c01[l] * m[3][l] + c02[l] * m[4][l] + c12[l] * m[5][l]));
     if record_strain {
-        // Green strain E = (F^T F - I) / 2 and its Frobenius norm.
-        let mut sum = [0.0 as R; LANES];
+        // |E|^2 = (tr((C M)^2) - 2 tr(C M) + 3) / 4 for E = (F^T F - I) / 2. Only large strains
+        // matter here (damage and tearing thresholds), where f32 cancellation is harmless.
+        let c = [[c00, c01, c02], [c01, c11, c12], [c02, c12, c22]];
+        let mm = |r: usize, k: usize| -> usize {
+            match (r.min(k), r.max(k)) {
+                (0, 0) => 0,
+                (1, 1) => 1,
+                (2, 2) => 2,
+                (0, 1) => 3,
+                (0, 2) => 4,
+                _ => 5,
+            }
+        };
+        let mut p = [[[0.0 as R; LANES]; 3]; 3];
         for r in 0..3 {
-            for c in 0..3 {
-                let delta = if r == c { 1.0 } else { 0.0 };
-                let e = lanes!(|l| 0.5
-                    * (f[0][r][l] * f[0][c][l]
-                        + f[1][r][l] * f[1][c][l]
-                        + f[2][r][l] * f[2][c][l]
-                        - delta));
-                sum = lanes!(|l| sum[l] + e[l] * e[l]);
+            for k in 0..3 {
+                p[r][k] = lanes!(|l| c[r][0][l] * m[mm(0, k)][l]
+                    + c[r][1][l] * m[mm(1, k)][l]
+                    + c[r][2][l] * m[mm(2, k)][l]);
             }
         }
-        b.green_norm_sq = sum;
+        let mut tr_p2 = [0.0 as R; LANES];
+        for r in 0..3 {
+            for k in 0..3 {
+                tr_p2 = lanes!(|l| tr_p2[l] + p[r][k][l] * p[k][r][l]);
+            }
+        }
+        b.green_norm_sq = lanes!(|l| (0.25 * (tr_p2[l] - 2.0 * norm2[l] + 3.0)).max(0.0));
     }
-    let norm2 = lanes!(|l| {
-        let mut s = 0.0;
-        for i in 0..3 {
-            for j in 0..3 {
-                s += f[i][j][l] * f[i][j][l];
-            }
-        }
-        s
-    });
     let norm = lanes!(|l| norm2[l].sqrt().max(1e-12));
     let inv_norm = lanes!(|l| 1.0 / norm[l]);
-    // Cofactor of F (d det F / d F): column j of cof = cross of the other two columns of F.
-    // cof[i][j]: col0 = f1 x f2, col1 = f2 x f0, col2 = f0 x f1 (f_c = column c of F).
-    let mut cof = [[[0.0 as R; LANES]; 3]; 3];
+    // Cofactor columns of Ds: d1 x d2, d2 x d0, d0 x d1.
+    let mut cross = [[[0.0 as R; LANES]; 3]; 3];
     for (j, (a, c)) in [(1usize, 2usize), (2, 0), (0, 1)].into_iter().enumerate() {
-        cof[0][j] = lanes!(|l| f[1][a][l] * f[2][c][l] - f[2][a][l] * f[1][c][l]);
-        cof[1][j] = lanes!(|l| f[2][a][l] * f[0][c][l] - f[0][a][l] * f[2][c][l]);
-        cof[2][j] = lanes!(|l| f[0][a][l] * f[1][c][l] - f[1][a][l] * f[0][c][l]);
+        cross[j][0] = lanes!(|l| d[a][1][l] * d[c][2][l] - d[a][2][l] * d[c][1][l]);
+        cross[j][1] = lanes!(|l| d[a][2][l] * d[c][0][l] - d[a][0][l] * d[c][2][l]);
+        cross[j][2] = lanes!(|l| d[a][0][l] * d[c][1][l] - d[a][1][l] * d[c][0][l]);
     }
-    let det = lanes!(|l| f[0][0][l] * cof[0][0][l]
-        + f[1][0][l] * cof[1][0][l]
-        + f[2][0][l] * cof[2][0][l]);
-    // Particle gradients: G = (dC/dF) Dm^-T, column j (particle j+1), component i:
-    // G[i][j] = sum_k dCdF[i][k] * dm_inv[j][k].
+    let det = lanes!(|l| (d[0][0][l] * cross[0][0][l]
+        + d[0][1][l] * cross[0][1][l]
+        + d[0][2][l] * cross[0][2][l])
+        * b.inv_det_dm[l]);
+    // Particle gradients, vertex j+1 for j = 0..3; vertex 0 takes minus their sum.
     let mut gd = [[[0.0 as R; LANES]; 3]; 4];
     let mut gh = [[[0.0 as R; LANES]; 3]; 4];
-    for i in 0..3 {
-        for j in 0..3 {
-            gd[j + 1][i] = lanes!(|l| (f[i][0][l] * b.dm_inv[3 * j][l]
-                + f[i][1][l] * b.dm_inv[3 * j + 1][l]
-                + f[i][2][l] * b.dm_inv[3 * j + 2][l])
+    let col = [[0usize, 3, 4], [3, 1, 5], [4, 5, 2]];
+    for j in 0..3 {
+        let [m0, m1, m2] = col[j];
+        for i in 0..3 {
+            gd[j + 1][i] = lanes!(|l| (d[0][i][l] * m[m0][l]
+                + d[1][i][l] * m[m1][l]
+                + d[2][i][l] * m[m2][l])
                 * inv_norm[l]);
-            gh[j + 1][i] = lanes!(|l| cof[i][0][l] * b.dm_inv[3 * j][l]
-                + cof[i][1][l] * b.dm_inv[3 * j + 1][l]
-                + cof[i][2][l] * b.dm_inv[3 * j + 2][l]);
+            gh[j + 1][i] = lanes!(|l| cross[j][i][l] * b.inv_det_dm[l]);
         }
+    }
+    for i in 0..3 {
         gd[0][i] = lanes!(|l| -(gd[1][i][l] + gd[2][i][l] + gd[3][i][l]));
         gh[0][i] = lanes!(|l| -(gh[1][i][l] + gh[2][i][l] + gh[3][i][l]));
     }
