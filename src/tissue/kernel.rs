@@ -109,15 +109,17 @@ impl Soa {
         } else {
             Vector3::zeros()
         };
+        // One slot more than there are particles: the sentinel that padding lanes point at
+        // (at the origin, massless, never copied back).
         Self {
             origin_m,
-            x: vec![0.0; n],
-            y: vec![0.0; n],
-            z: vec![0.0; n],
-            dx: vec![0.0; n],
-            dy: vec![0.0; n],
-            dz: vec![0.0; n],
-            w: vec![0.0; n],
+            x: vec![0.0; n + 1],
+            y: vec![0.0; n + 1],
+            z: vec![0.0; n + 1],
+            dx: vec![0.0; n + 1],
+            dy: vec![0.0; n + 1],
+            dz: vec![0.0; n + 1],
+            w: vec![0.0; n + 1],
         }
     }
 
@@ -186,16 +188,11 @@ impl MaterialBatches {
             let start = batches.len() as u32;
             let members: Vec<usize> = (0..rest.len()).filter(|&t| colour_of[t] == c).collect();
             for chunk in members.chunks(LANES) {
-                // Padding lanes point at the first tet's particles but are inactive; their
-                // corrections are multiplied by zero.
-                let first = &rest[chunk[0]];
+                // Padding lanes point at the sentinel slot past the last particle, so no two
+                // lanes of a batch ever name the same particle, and are inactive.
+                let sentinel = particles as u32;
                 let mut b = Batch {
-                    idx: [
-                        [first.idx[0]; LANES],
-                        [first.idx[1]; LANES],
-                        [first.idx[2]; LANES],
-                        [first.idx[3]; LANES],
-                    ],
+                    idx: [[sentinel; LANES]; 4],
                     tet: [u32::MAX; LANES],
                     metric: [[0.0; LANES]; 6],
                     inv_det_dm: [0.0; LANES],
@@ -247,12 +244,19 @@ impl MaterialBatches {
         self.colours.len()
     }
 
-    /// Calls `f(tet, |E|^2)` for every live tet with the squared Frobenius norm of its Green
-    /// strain at the last sweep that recorded strain, in batch order. Never allocates.
-    pub(crate) fn for_each_strain(&self, mut f: impl FnMut(usize, f32)) {
+    /// Calls `f(tet, |E|^2)` for every live tet whose squared Green-strain norm at the last
+    /// sweep that recorded strain exceeds `above_sq`, in batch order. Batches with no such lane
+    /// are skipped after one vector comparison. Never allocates.
+    pub(crate) fn for_each_strain_above(&self, above_sq: f32, mut f: impl FnMut(usize, f32)) {
         for b in &self.batches {
+            let hot = (0..LANES).fold(false, |acc, l| {
+                acc | (b.green_norm_sq[l] * b.active[l] > above_sq)
+            });
+            if !hot {
+                continue;
+            }
             for l in 0..LANES {
-                if b.active[l] != 0.0 {
+                if b.active[l] != 0.0 && b.green_norm_sq[l] > above_sq {
                     f(b.tet[l] as usize, b.green_norm_sq[l]);
                 }
             }
@@ -528,31 +532,28 @@ fn project_batch<G: Gather>(b: &mut Batch, soa: &mut Soa, inv_h2: R, record_stra
     let dl_h = lanes!(|l| (a11[l] * r2[l] - adh[l] * r1[l]) * inv_det[l] * ok[l]);
     b.lambda_deviatoric = lanes!(|l| b.lambda_deviatoric[l] + dl_d[l]);
     b.lambda_hydrostatic = lanes!(|l| b.lambda_hydrostatic[l] + dl_h[l]);
-    // Scatter: the tets of one batch share no particle, so the order of the lanes is free.
-    // Lanes that must not move anything (padding, removed tets) add an exact zero, selected
-    // rather than multiplied so that nothing non-finite in them can leak out; a padding lane
-    // repeats the first lane's particles and adds its zero after them.
+    // Scatter: the tets of one batch share no particle (padding lanes name the sentinel), so
+    // each lane's particles were changed by no other lane since the gather: the new
+    // displacement is the gathered one plus this correction, written with plain stores. Lanes
+    // that must not move anything (padding, removed tets) add an exact zero, selected rather
+    // than multiplied so that nothing non-finite in them can leak out.
     for k in 0..4 {
-        let mut dx = [[0.0 as R; LANES]; 3];
-        for (i, dxi) in dx.iter_mut().enumerate() {
-            *dxi = lanes!(|l| {
+        let mut out = [[0.0 as R; LANES]; 3];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = lanes!(|l| {
                 let v = (gd[k][i][l] * dl_d[l] + gh[k][i][l] * dl_h[l]) * w[k][l];
-                if ok[l] != 0.0 {
-                    v
-                } else {
-                    0.0
-                }
+                u[k][i][l] + if ok[l] != 0.0 { v } else { 0.0 }
             });
         }
         for l in 0..LANES {
             let q = b.idx[k][l] as usize;
-            debug_assert!(q < soa.x.len());
-            // SAFETY: as for the gather, every index is below the particle count, the length
-            // of all three arrays.
+            debug_assert!(q < soa.dx.len());
+            // SAFETY: as for the gather, every index is at most the sentinel's, below the
+            // length of all three arrays.
             unsafe {
-                *soa.dx.get_unchecked_mut(q) += dx[0][l];
-                *soa.dy.get_unchecked_mut(q) += dx[1][l];
-                *soa.dz.get_unchecked_mut(q) += dx[2][l];
+                *soa.dx.get_unchecked_mut(q) = out[0][l];
+                *soa.dy.get_unchecked_mut(q) = out[1][l];
+                *soa.dz.get_unchecked_mut(q) = out[2][l];
             }
         }
     }

@@ -948,7 +948,12 @@ fn damage_and_tear(params: &StepParams, tissue: &mut Tissue) -> u32 {
     let damage = &mut tissue.damage;
     let candidates = &mut tissue.tear_candidates;
     candidates.clear();
-    tissue.material.for_each_strain(|t, green_sq| {
+    let above = if params.damage_strain > 0.0 {
+        damage_sq.min(tear_sq)
+    } else {
+        tear_sq
+    };
+    tissue.material.for_each_strain_above(above, |t, green_sq| {
         if params.damage_strain > 0.0 && green_sq > damage_sq {
             let excess = (green_sq as f64).sqrt() / params.damage_strain - 1.0;
             if excess > 0.0 {
