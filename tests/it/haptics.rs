@@ -212,3 +212,22 @@ fn a_cut_surface_is_published_without_allocating() {
     assert_eq!(snap.surface_triangles, core.tissue().surface_triangles());
     assert!(snap.surface_triangles.len() > before);
 }
+
+/// The demo's palpation (press 10 mm, slide 4 cm) handles the phantom gently: nothing tears,
+/// nothing is left inverted.
+#[test]
+fn palpation_leaves_the_phantom_whole() {
+    let cfg = CoreConfig::default();
+    let tissue = phantom_block();
+    let (_cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (publisher, _sub) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
+    let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s);
+    let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
+    for _ in 0..5_000 {
+        core.tick();
+    }
+    assert_eq!(core.tissue().torn_tets(), 0);
+    assert_eq!(core.tissue().live_tet_count(), core.tissue().tet_count());
+    assert_eq!(core.tissue().inverted_tets(), 0);
+    assert_eq!(core.tissue_faults(), 0);
+}
