@@ -4,22 +4,29 @@
 //! `step(&params, &mut tissue, &tool)` advances the tissue by one haptic tick and returns the
 //! contact force on the tool.
 //!
-//! # Model (first version)
-//! - [`mesh`]: a lattice block of tetrahedra (five per cube, alternating so faces match) and its
-//!   outward boundary triangles.
+//! # Modules
+//! - [`mesh`]: lattice blocks and graded tensor grids of tetrahedra (five per box, alternating
+//!   so faces match), outward boundary triangles.
+//! - [`topology`]: face adjacency, the live boundary surface rebuilt in place after cuts, and
+//!   the geometric tests cutting and contact need.
+//! - `kernel` (private): the stable Neo-Hookean projection of coloured batches of 8 tets, f32
+//!   lanes over a structure-of-arrays copy of the particles, AVX2 when the CPU has it.
+//! - [`xpbd`]: [`Tissue`] and [`step`]: small-step XPBD, gravity, damping, fixed, attached and
+//!   sliding particles; per tet the deviatoric and hydrostatic constraints solved together, with
+//!   compliances 1/(mu V) and 1/(lambda V) from each tet's material; sphere, capsule and blade
+//!   contact against particles, the live surface and a proxy, with friction, whose force on the
+//!   tool is the contact impulse over the tick; grasp, cut, resect, damage and tearing.
+//! - [`needle`]: puncture above a force threshold, then a shaft that holds the tissue with
+//!   friction; depth and distance to a target.
 //! - [`embed`]: a finer visual surface carried by the tets through barycentric coordinates.
-//! - [`scenes`]: standard scenes for validation and benchmarks (cantilever, stretch, blocks).
-//! - [`xpbd`]: extended position-based dynamics with substeps ("small steps"), gravity,
-//!   velocity damping and fixed particles; per tet the stable Neo-Hookean material as a
-//!   deviatoric and a hydrostatic constraint (Macklin & Müller 2021) with compliances
-//!   1/(mu V) and 1/(lambda V) from Young's modulus, Poisson ratio and rest volume; a sphere tool
-//!   in contact with the particles, whose force comes from the contact corrections
-//!   (F = m * correction / h^2 per substep, averaged over the tick).
+//! - [`scenes`]: validation scenes (cantilever, stretch, Hertz indentation) and blocks.
 //!
 //! # Real-time contract
-//! [`xpbd::step`] neither allocates nor locks: every buffer is sized in [`xpbd::Tissue::new`].
-//! It is deterministic: the same inputs give the same bits (no threads, no hashing, fixed
-//! iteration order).
+//! [`step`], [`Tissue::cut`], [`Tissue::resect`], [`Tissue::grasp`], [`Tissue::release`] and
+//! [`needle::Needle::step`] neither allocate nor lock: every buffer, the live surface included,
+//! is sized when the tissue (or needle) is built. They are deterministic: the same inputs give
+//! the same bits (one thread, no hashing after set-up, fixed order; the SIMD and portable
+//! kernels give the same bits).
 
 pub mod embed;
 mod kernel;
