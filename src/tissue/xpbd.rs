@@ -2,8 +2,9 @@
 //! cutting, resection and tearing.
 //!
 //! Owns [`Tissue`] (particles, tets, materials, live surface) and [`step`]. The material
-//! constraints are projected by [`super::kernel`]; contact, grasp, attachments and the needle
-//! (through [`SubstepHook`]) are projected here, in that order, in every substep.
+//! constraints are projected by the private `kernel` module; attachments, the grasp, the
+//! needle (through [`SubstepHook`]) and contact are projected here, in that order, in every
+//! substep.
 //!
 //! Real-time contract: [`step`], [`Tissue::cut`], [`Tissue::resect`], [`Tissue::grasp`] and
 //! [`Tissue::release`] neither allocate nor lock; every buffer (the live surface included) is
