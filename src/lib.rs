@@ -9,7 +9,7 @@
 //! - [`bus`]: the typed lock-free channels between threads;
 //! - [`stats`]: fixed-size latency histograms;
 //! - [`render_loop`]: the render thread that draws snapshots;
-//! - [`demo`], [`doctor`] and [`bench`]: the jobs behind the CLI.
+//! - [`demo`], [`doctor`] and [`mod@bench`]: the jobs behind the CLI.
 //!
 //! Units are SI inside (metres, seconds, newtons, kilograms, pascals); the world frame is
 //! right-handed with +y up, the tissue's top surface at y = 0.
