@@ -370,3 +370,66 @@ fn bad_filter_and_bad_scene_are_errors() {
     assert!(is_background(img.pixel(0, 0)));
     assert_clean(&r, "after error paths");
 }
+
+/// The render shows a cut: the phantom's live surface, as the haptic core publishes it, drawn
+/// before and after a trench is resected across its top. The frames differ over the trench
+/// (its walls and floor), and rendering the same surface twice gives the same image.
+#[test]
+fn a_resected_trench_shows_in_the_render() {
+    use haptwin::demo::phantom_block;
+    use haptwin::haptics::haptic_loop::SceneSnapshot;
+    use haptwin::tissue::CapsuleTool;
+    use nalgebra::Vector3;
+
+    let mut r = renderer(320, 240);
+    let cam = Camera::default_for_block();
+    let mut tissue = phantom_block();
+    let draw = |r: &mut HeadlessRenderer, snap: &SceneSnapshot| {
+        r.render(
+            &RenderScene {
+                tissue_positions_m: &snap.tissue_positions_m,
+                tissue_triangles: &snap.surface_triangles,
+                tool_center_m: [0.045, 0.04, 0.045],
+                tool_radius_m: 0.005,
+                tool_force_n: [0.0; 3],
+            },
+            &cam,
+        )
+        .expect("render")
+    };
+    let before = SceneSnapshot::for_tissue(&tissue);
+    let a = draw(&mut r, &before);
+    assert_eq!(
+        a,
+        draw(&mut r, &before),
+        "the same surface must give the same image"
+    );
+    let removed = tissue.resect(&CapsuleTool {
+        center_in_world_m: Vector3::zeros(),
+        half_axis_in_world_m: Vector3::new(0.04, 0.0, 0.0),
+        radius_m: 0.013,
+    });
+    assert!(removed > 0);
+    let after = SceneSnapshot::for_tissue(&tissue);
+    assert_ne!(after.surface_triangles, before.surface_triangles);
+    let b = draw(&mut r, &after);
+    assert_clean(&r, "after drawing the trench");
+    if let Ok(dir) = std::env::var("HAPTWIN_KEEP_FRAMES") {
+        let dir = std::path::Path::new(&dir);
+        a.save_png(&dir.join("trench_before.png")).unwrap();
+        b.save_png(&dir.join("trench_after.png")).unwrap();
+    }
+    let changed = a
+        .pixels
+        .chunks(4)
+        .zip(b.pixels.chunks(4))
+        .filter(|(p, q)| p.iter().zip(q.iter()).any(|(x, y)| x.abs_diff(*y) > 8))
+        .count();
+    // About 1,000 of the 76,800 pixels change on lavapipe (the trench is 2.5 cm wide).
+    assert!(changed > 400, "only {changed} pixels changed");
+    // Where the trench crosses the middle of the top face, the picture changed.
+    let centre = r.project(&cam, [0.0, 0.0, 0.0]).unwrap();
+    let (p, q) = (pixel_at(&a, centre), pixel_at(&b, centre));
+    assert!(is_tissue(p), "the top face before: {p:?}");
+    assert_ne!(p, q, "the trench does not show at the centre");
+}
