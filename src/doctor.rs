@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::haptics::profiles::{self, KnownDevice};
 use crate::haptics::rt::{self, RealtimeStatus, Ticker};
 use crate::render;
 use crate::stats::{Histogram, Percentiles};
@@ -45,6 +46,8 @@ pub struct HidDevice {
     pub vid_pid: String,
     pub product: Option<String>,
     pub path: String,
+    /// The haptwin profile that matches its VID:PID (`None`: not a known device).
+    pub profile: Option<&'static str>,
     /// Whether this user may open it for reading and writing.
     pub accessible: bool,
     /// How to grant access, when it is not accessible.
@@ -174,20 +177,23 @@ pub fn probe_hid() -> HidProbe {
                         .write(true)
                         .open(&path)
                         .is_ok();
-                    let fix = (!accessible).then(|| {
-                        format!(
-                            "add a udev rule, e.g. /etc/udev/rules.d/70-haptwin.rules: \
-                             KERNEL==\"hidraw*\", ATTRS{{idVendor}}==\"{:04x}\", \
-                             ATTRS{{idProduct}}==\"{:04x}\", MODE=\"0660\", TAG+=\"uaccess\"; \
-                             then 'sudo udevadm control --reload && sudo udevadm trigger' and replug",
-                            d.vendor_id(),
-                            d.product_id()
-                        )
+                    let known = profiles::match_profile(d.vendor_id(), d.product_id());
+                    let fix = (!accessible).then(|| match known {
+                        Some(_) => format!(
+                            "install haptwin's udev rules: {}; then replug the device",
+                            profiles::UDEV_INSTALL
+                        ),
+                        None => format!(
+                            "add a udev rule to /etc/udev/rules.d/70-haptwin.rules: {}; then \
+                             'sudo udevadm control --reload && sudo udevadm trigger' and replug",
+                            profiles::udev_rule(d.vendor_id(), d.product_id())
+                        ),
                     });
                     HidDevice {
                         vid_pid: format!("{:04x}:{:04x}", d.vendor_id(), d.product_id()),
                         product: d.product_string().map(str::to_string),
                         path,
+                        profile: known.map(|k| k.profile),
                         accessible,
                         fix,
                     }
@@ -199,6 +205,28 @@ pub fn probe_hid() -> HidProbe {
             devices: Vec::new(),
             error: Some(e.to_string()),
         },
+    }
+}
+
+/// What `haptwin devices` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DevicesReport {
+    /// The HID devices visible, with their matching profile and whether they can be opened.
+    pub hid: HidProbe,
+    /// The devices haptwin has profiles for.
+    pub known_profiles: &'static [KnownDevice],
+    /// The udev rules file in the repository, and how to install it.
+    pub udev_rules: &'static str,
+    pub udev_install: &'static str,
+}
+
+/// Lists the HID devices for `haptwin devices`.
+pub fn devices() -> DevicesReport {
+    DevicesReport {
+        hid: probe_hid(),
+        known_profiles: profiles::KNOWN_DEVICES,
+        udev_rules: profiles::UDEV_RULES_PATH,
+        udev_install: profiles::UDEV_INSTALL,
     }
 }
 

@@ -43,6 +43,13 @@ enum Cmd {
         #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
         timer_seconds: f64,
     },
+    /// List the HID devices visible, which haptwin profile matches each, and whether this user
+    /// may open them (with the fix when not).
+    Devices {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure performance (figures, not pass/fail).
     Bench {
         #[command(subcommand)]
@@ -173,6 +180,18 @@ fn run() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Cmd::Devices { json }) => {
+            let report = doctor::devices();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_devices(&report);
+            }
+            match &report.hid.error {
+                Some(e) => Err(anyhow::anyhow!("cannot list HID devices: {e}")),
+                None => Ok(ExitCode::SUCCESS),
+            }
+        }
         Some(Cmd::Bench {
             what:
                 BenchCmd::Tissue {
@@ -284,6 +303,42 @@ fn print_demo(r: &DemoReport) {
         RenderStatus::Skipped { reason } => println!("  frames: none ({reason})"),
         other => println!("  frames: {other:?}"),
     }
+}
+
+fn print_devices(r: &doctor::DevicesReport) {
+    if let Some(e) = &r.hid.error {
+        println!("haptwin devices: HID unavailable: {e}");
+        return;
+    }
+    println!("haptwin devices: {} HID device(s)", r.hid.devices.len());
+    for d in &r.hid.devices {
+        println!(
+            "  {} {} at {}: {}{}",
+            d.vid_pid,
+            d.product.as_deref().unwrap_or("(no product string)"),
+            d.path,
+            d.profile
+                .map_or("no haptwin profile".to_string(), |p| format!("profile {p}")),
+            if d.accessible {
+                ", can be opened"
+            } else {
+                ", NOT accessible"
+            }
+        );
+        if let Some(fix) = &d.fix {
+            println!("    fix: {fix}");
+        }
+    }
+    let known: Vec<String> = r
+        .known_profiles
+        .iter()
+        .map(|k| format!("{} ({:04x}:{:04x})", k.name, k.vendor_id, k.product_id))
+        .collect();
+    println!("  profiles: {}", known.join(", "));
+    println!(
+        "  udev rules: {} (install: {})",
+        r.udev_rules, r.udev_install
+    );
 }
 
 fn print_doctor(r: &doctor::DoctorReport) {

@@ -3,6 +3,7 @@
 //! - [`device`]: the [`HapticDevice`](device::HapticDevice) trait every device implements
 //!   (simulated today; HID devices plug in behind the same trait).
 //! - [`sim`]: a simulated probe playing a scripted trajectory, with fault injection for tests.
+//! - [`profiles`]: the HID devices known by VID:PID, and the udev rules that grant access.
 //! - [`safety`]: the force guard: clamp, rate limit, zero on any fault, stall or stop.
 //! - [`rt`]: the absolute-deadline timer and real-time scheduling request.
 //! - [`haptic_loop`]: the haptic thread: it owns the device, the tool and the tissue.
@@ -16,6 +17,7 @@
 
 pub mod device;
 pub mod haptic_loop;
+pub mod profiles;
 pub mod rt;
 pub mod safety;
 pub mod sim;

@@ -403,3 +403,31 @@ fn no_arguments_runs_the_demo_and_says_where_outputs_went() {
     assert!(text.contains("5000 ticks"), "{text}");
     assert!(dir.path().join("out/demo/session.htlog").exists());
 }
+
+/// `haptwin devices --json` lists what HID offers (on these machines: nothing) and exits 0,
+/// naming the known profiles and a udev rules file that exists.
+#[test]
+fn devices_lists_hid_and_profiles() {
+    let out = haptwin().args(["devices", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let j = json_of(&out);
+    assert!(j["hid"]["error"].is_null(), "{j}");
+    for d in j["hid"]["devices"].as_array().unwrap() {
+        assert!(d["vid_pid"].as_str().unwrap().contains(':'));
+        assert!(d["accessible"].is_boolean());
+        assert_eq!(d["fix"].is_null(), d["accessible"].as_bool().unwrap());
+    }
+    let profiles: Vec<&str> = j["known_profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["profile"].as_str().unwrap())
+        .collect();
+    assert_eq!(profiles, ["woodenhaptics", "polhem"]);
+    let rules =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(j["udev_rules"].as_str().unwrap());
+    assert!(rules.is_file(), "{}", rules.display());
+    let text = haptwin().arg("devices").output().unwrap();
+    assert_eq!(text.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&text.stdout).contains("udev rules"));
+}
