@@ -4,6 +4,10 @@
 //!   (simulated today; HID devices plug in behind the same trait).
 //! - [`sim`]: a simulated probe playing a scripted trajectory, with fault injection for tests.
 //! - [`profiles`]: the HID devices known by VID:PID, and the udev rules that grant access.
+//! - [`transport`]: raw HID report I/O: `hidapi` for real devices, an in-process pair for
+//!   emulated ones.
+//! - [`woodenhaptics`]: the WoodenHaptics 1.5 protocol, kinematics and calibration file, the
+//!   device, and an emulated one speaking the same bytes.
 //! - [`safety`]: the force guard: clamp, rate limit, zero on any fault, stall or stop.
 //! - [`rt`]: the absolute-deadline timer and real-time scheduling request.
 //! - [`haptic_loop`]: the haptic thread: it owns the device, the tool and the tissue.
@@ -21,3 +25,5 @@ pub mod profiles;
 pub mod rt;
 pub mod safety;
 pub mod sim;
+pub mod transport;
+pub mod woodenhaptics;
