@@ -12,13 +12,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nalgebra::Vector3;
+use nalgebra::{Isometry3, Matrix3, Point3, Rotation3, Translation3, UnitQuaternion, Vector3};
 
 use crate::bus::{self, Command, TickRecord};
 use crate::haptics::device::HapticDevice;
 use crate::haptics::haptic_loop::{self, CoreConfig, HapticCore, LoopConfig, SceneSnapshot};
 use crate::haptics::rt::RealtimeStatus;
 use crate::haptics::sim::{Script, ScriptedProbe};
+use crate::haptics::transport::InProcessTransport;
+use crate::haptics::woodenhaptics::{
+    CurrentMonitor, EmulatedFaults, EmulatedWoodenHaptics, WoodenHaptics, WoodenHapticsConfig,
+};
 use crate::render::{Camera, RenderOptions};
 use crate::render_loop::{self, RenderLoopConfig, RenderLoopReport, ValidationSummary};
 use crate::session::{self, LogHeader};
@@ -51,6 +55,76 @@ pub struct DemoOptions {
     pub validation: bool,
     /// Ask for real-time scheduling for the haptic thread.
     pub realtime: bool,
+    /// Which device plays the palpation.
+    pub device: DemoDevice,
+}
+
+/// The device the demo's palpation runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DemoDevice {
+    /// The simulated probe: the script is the tip position, in the world frame.
+    #[default]
+    Simulated,
+    /// An emulated WoodenHaptics 1.5: the script moves the arm, whose encoder counts travel as
+    /// HID report bytes and go back through the codec and kinematics, and forces go out as
+    /// motor currents (`calibration/woodenhaptics.toml`).
+    EmulatedWoodenHaptics,
+}
+
+impl std::str::FromStr for DemoDevice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sim" | "simulated" => Ok(Self::Simulated),
+            "emulated:woodenhaptics" => Ok(Self::EmulatedWoodenHaptics),
+            other => Err(format!(
+                "unknown device {other:?}: use \"sim\" or \"emulated:woodenhaptics\""
+            )),
+        }
+    }
+}
+
+/// The demo's emulated WoodenHaptics (shipped calibration) with the palpation moved into its
+/// frame (see [`woodenhaptics_to_world`], which the loop must use as its device-to-world
+/// transform), and a monitor of the currents it drives.
+pub fn emulated_woodenhaptics(
+    dt_s: f64,
+    faults: EmulatedFaults,
+) -> (
+    WoodenHaptics<InProcessTransport<EmulatedWoodenHaptics>>,
+    CurrentMonitor,
+) {
+    let config = WoodenHapticsConfig::default_design();
+    let to_device = woodenhaptics_to_world().inverse();
+    let script = Script::palpation().mapped(|p| {
+        to_device
+            .transform_point(&Point3::from(Vector3::from(p)))
+            .coords
+            .into()
+    });
+    let emulator = EmulatedWoodenHaptics::new(config.clone(), script, dt_s).with_faults(faults);
+    let monitor = emulator.monitor();
+    let device = WoodenHaptics::new(
+        InProcessTransport::new(emulator),
+        config,
+        "WoodenHaptics 1.5 (emulated, in-process HID transport)",
+    );
+    (device, monitor)
+}
+
+/// Where the emulated WoodenHaptics stands: its frame (x forward, y left, z up, origin at the
+/// workspace centre) turned into the world's (y up, the user looking down -z), its workspace
+/// centre 2 cm above the phantom's top centre.
+pub fn woodenhaptics_to_world() -> Isometry3<f64> {
+    let rotation = Rotation3::from_matrix_unchecked(Matrix3::new(
+        0.0, -1.0, 0.0, //
+        0.0, 0.0, 1.0, //
+        -1.0, 0.0, 0.0,
+    ));
+    Isometry3::from_parts(
+        Translation3::new(0.0, 0.02, 0.0),
+        UnitQuaternion::from_rotation_matrix(&rotation),
+    )
 }
 
 impl Default for DemoOptions {
@@ -65,6 +139,7 @@ impl Default for DemoOptions {
             height: 480,
             validation: false,
             realtime: true,
+            device: DemoDevice::Simulated,
         }
     }
 }
@@ -214,14 +289,23 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         }
     }
 
-    let core_cfg = CoreConfig::default();
+    let mut core_cfg = CoreConfig::default();
     let tissue = phantom_block();
     let tissue_summary = TissueSummary {
         particles: tissue.particle_count(),
         tets: tissue.tet_count(),
         surface_triangles: tissue.surface_triangles().len(),
     };
-    let device = ScriptedProbe::new(Script::palpation(), core_cfg.step.dt_s);
+    let device: Box<dyn HapticDevice> = match opts.device {
+        DemoDevice::Simulated => {
+            Box::new(ScriptedProbe::new(Script::palpation(), core_cfg.step.dt_s))
+        }
+        DemoDevice::EmulatedWoodenHaptics => {
+            core_cfg.device_to_world = woodenhaptics_to_world();
+            let (device, _) = emulated_woodenhaptics(core_cfg.step.dt_s, EmulatedFaults::default());
+            Box::new(device)
+        }
+    };
     let (mu, lambda) = Material::LIVER.lame();
     let header = LogHeader {
         software_version: env!("CARGO_PKG_VERSION").into(),
@@ -260,7 +344,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     let (tel_tx, tel_rx) = bus::queue::<TickRecord>(TELEMETRY_CAPACITY);
     let (_cmd_tx, cmd_rx) = bus::queue::<Command>(COMMAND_CAPACITY);
     let (publisher, subscriber) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
-    let core = HapticCore::new(Box::new(device), tissue, &core_cfg, cmd_rx, publisher)
+    let core = HapticCore::new(device, tissue, &core_cfg, cmd_rx, publisher)
         .with_stop_flag(interrupt.clone());
 
     // The render thread first: with --require-render, a machine without Vulkan fails here,

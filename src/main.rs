@@ -118,6 +118,10 @@ struct DemoArgs {
     /// Do not ask for real-time scheduling for the haptic thread.
     #[arg(long)]
     no_realtime: bool,
+    /// The device: `sim` (the simulated probe) or `emulated:woodenhaptics` (an emulated
+    /// WoodenHaptics 1.5 speaking its HID byte protocol in-process).
+    #[arg(long, default_value = "sim")]
+    device: haptwin::demo::DemoDevice,
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -249,6 +253,7 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         height: args.height,
         validation: args.validation,
         realtime: !args.no_realtime,
+        device: args.device,
     };
     if !args.json {
         eprintln!(

@@ -63,6 +63,20 @@ impl Script {
         self.waypoints.last().map_or(0.0, |w| w.t_s)
     }
 
+    /// The same script with every waypoint moved by `f` (e.g. into another device's frame).
+    pub fn mapped(&self, f: impl Fn([f64; 3]) -> [f64; 3]) -> Self {
+        Self {
+            waypoints: self
+                .waypoints
+                .iter()
+                .map(|w| Waypoint {
+                    t_s: w.t_s,
+                    tip_in_device_m: f(w.tip_in_device_m),
+                })
+                .collect(),
+        }
+    }
+
     /// Tip position at time `t_s` (wrapped into the period). Never allocates.
     pub fn tip_at(&self, t_s: f64) -> [f64; 3] {
         let period = self.period_s();

@@ -19,6 +19,7 @@
 //! bad report (the loop zeroes the force).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nalgebra::{Matrix3, Vector3};
@@ -504,6 +505,35 @@ pub struct EmulatedFaults {
     pub unplug_at: Option<u64>,
 }
 
+/// A lock-free view of the motor currents an emulated device is driving, from any thread.
+#[derive(Debug, Clone, Default)]
+pub struct CurrentMonitor(Arc<([AtomicI32; 3], AtomicU64)>);
+
+impl CurrentMonitor {
+    /// The currents the amplifiers drive now, mA (zero after the device's watchdog tripped).
+    pub fn currents_ma(&self) -> [i32; 3] {
+        std::array::from_fn(|i| self.0 .0[i].load(Ordering::Acquire))
+    }
+
+    /// Output reports received.
+    pub fn outputs(&self) -> u64 {
+        self.0 .1.load(Ordering::Acquire)
+    }
+
+    fn set(&self, currents: [i16; 3], count: bool) {
+        for (slot, c) in self.0 .0.iter().zip(currents) {
+            slot.store(i32::from(c), Ordering::Release);
+        }
+        if count {
+            self.0 .1.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Reports after the last command at which the device's own watchdog switches the amplifiers
+/// off (0.5 s at 1 kHz, as the firmware does).
+pub const DEVICE_WATCHDOG_REPORTS: u64 = 500;
+
 /// An emulated WoodenHaptics: an arm whose stylus follows a [`Script`] (a hand moving it),
 /// reporting its encoder counts in the device's byte protocol and taking motor-current
 /// commands, from which it computes the force its motors push the hand with.
@@ -520,6 +550,8 @@ pub struct EmulatedWoodenHaptics {
     last_counter_in: u16,
     outputs: u64,
     gone: bool,
+    last_output_report: u64,
+    monitor: CurrentMonitor,
 }
 
 impl EmulatedWoodenHaptics {
@@ -538,6 +570,8 @@ impl EmulatedWoodenHaptics {
             last_counter_in: 0,
             outputs: 0,
             gone: false,
+            last_output_report: 0,
+            monitor: CurrentMonitor::default(),
         }
     }
 
@@ -545,6 +579,11 @@ impl EmulatedWoodenHaptics {
     pub fn with_faults(mut self, faults: EmulatedFaults) -> Self {
         self.faults = faults;
         self
+    }
+
+    /// A handle to watch the currents from another thread.
+    pub fn monitor(&self) -> CurrentMonitor {
+        self.monitor.clone()
     }
 
     /// The motor currents last commanded, mA.
@@ -555,6 +594,11 @@ impl EmulatedWoodenHaptics {
     /// Output reports received.
     pub fn outputs(&self) -> u64 {
         self.outputs
+    }
+
+    /// The counter of the last output report received.
+    pub fn last_counter_in(&self) -> u16 {
+        self.last_counter_in
     }
 
     /// The force the motors push the stylus with now (device frame, newtons).
@@ -575,17 +619,28 @@ impl EmulatedDevice for EmulatedWoodenHaptics {
         if self.gone {
             return Err(TransportError::Disconnected);
         }
+        // One report per drain: the host reads until nothing is left, so calls alternate
+        // between a new report and the end of the queue (a 1 kHz device produces one report
+        // between two 1 ms ticks, whether or not the host writes).
         if !self.fresh {
+            self.fresh = true;
             return Ok(None);
         }
         self.fresh = false;
         let n = self.reports;
         self.reports += 1;
+        if n.saturating_sub(self.last_output_report) >= DEVICE_WATCHDOG_REPORTS {
+            // No command for half a second: the firmware's watchdog cuts the amplifiers.
+            self.last_currents_ma = [0; 3];
+            self.monitor.set([0; 3], false);
+        }
         if self.faults.unplug_at.is_some_and(|at| n >= at) {
             self.gone = true;
             return Err(TransportError::Disconnected);
         }
         if in_range(&self.faults.stall, n) {
+            // Nothing this cycle; the next call starts the next one.
+            self.fresh = true;
             return Ok(None);
         }
         let tip = Vector3::from(self.script.tip_at(n as f64 * self.dt_s));
@@ -613,12 +668,13 @@ impl EmulatedDevice for EmulatedWoodenHaptics {
         if self.gone {
             return Err(TransportError::Disconnected);
         }
-        self.fresh = true;
         // The real device ignores malformed output; so does the emulator.
         if let Ok((currents, counter)) = decode_output(report) {
             self.last_currents_ma = currents;
             self.last_counter_in = counter;
             self.outputs += 1;
+            self.last_output_report = self.reports;
+            self.monitor.set(currents, true);
         }
         Ok(())
     }
@@ -788,6 +844,33 @@ mod tests {
             (pushed - Vector3::new(0.5, 0.0, -1.0)).norm() < 0.02,
             "{pushed:?}"
         );
+    }
+
+    #[test]
+    fn the_emulated_firmware_watchdog_cuts_the_current_half_a_second_after_the_last_command() {
+        let c = cfg();
+        let mut emu = EmulatedWoodenHaptics::new(c.clone(), Script::palpation(), 1e-3);
+        let monitor = emu.monitor();
+        let mut buf = [0u8; MAX_REPORT];
+        assert!(emu.next_report(&mut buf).unwrap().is_some());
+        assert!(
+            emu.next_report(&mut buf).unwrap().is_none(),
+            "one report per drain"
+        );
+        emu.take_output(&encode_output([1200, -800, 300], 1))
+            .unwrap();
+        assert_eq!(monitor.currents_ma(), [1200, -800, 300]);
+        assert_eq!(emu.last_counter_in(), 1);
+        // The host keeps reading but never writes again.
+        for _ in 0..DEVICE_WATCHDOG_REPORTS {
+            emu.next_report(&mut buf).unwrap();
+            emu.next_report(&mut buf).unwrap();
+        }
+        assert_eq!(monitor.currents_ma(), [1200, -800, 300], "not yet");
+        emu.next_report(&mut buf).unwrap();
+        emu.next_report(&mut buf).unwrap();
+        assert_eq!(monitor.currents_ma(), [0, 0, 0], "the watchdog must trip");
+        assert_eq!(monitor.outputs(), 1);
     }
 
     #[test]

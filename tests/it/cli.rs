@@ -431,3 +431,47 @@ fn devices_lists_hid_and_profiles() {
     assert_eq!(text.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&text.stdout).contains("udev rules"));
 }
+
+/// `haptwin demo --device emulated:woodenhaptics --json` runs the palpation end to end through
+/// the WoodenHaptics byte protocol and kinematics; an unknown device is a usage error.
+#[test]
+fn demo_runs_on_the_emulated_woodenhaptics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = haptwin()
+        .args([
+            "demo",
+            "--device",
+            "emulated:woodenhaptics",
+            "--seconds",
+            "2",
+            "--no-render",
+            "--no-realtime",
+            "--json",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let j = json_of(&out);
+    assert_eq!(j["ticks"], 2000);
+    assert_eq!(j["stop_reason"], "completed");
+    assert_eq!(j["fault_ticks"], 0, "{j}");
+    let peak = j["peak_force_n"].as_f64().unwrap();
+    assert!(peak > 0.5 && peak <= 5.0, "peak {peak} N (the device's limit is 5 N)");
+    let log = haptwin()
+        .args(["log", "--json"])
+        .arg(dir.path().join("session.htlog"))
+        .output()
+        .unwrap();
+    let l = json_of(&log);
+    assert!(
+        l.to_string().contains("WoodenHaptics 1.5 (emulated"),
+        "the log must name the device: {l}"
+    );
+    let bad = haptwin()
+        .args(["demo", "--device", "falcon", "--no-render"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("emulated:woodenhaptics"));
+}

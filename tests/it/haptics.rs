@@ -231,3 +231,60 @@ fn palpation_leaves_the_phantom_whole() {
     assert_eq!(core.tissue().inverted_tets(), 0);
     assert_eq!(core.tissue_faults(), 0);
 }
+
+/// The emulated WoodenHaptics through the whole core: positions come in as HID report bytes,
+/// forces go out as motor currents, and every fault the device can show (a stall past the
+/// stall window, a short report, an encoder jump, an unplug) takes the current to zero in the
+/// tick that sees it, with the fault flagged in the tick record.
+#[test]
+fn emulated_woodenhaptics_faults_zero_the_current_within_a_tick() {
+    use haptwin::demo::{emulated_woodenhaptics, woodenhaptics_to_world};
+    use haptwin::haptics::woodenhaptics::EmulatedFaults;
+
+    let mut cfg = CoreConfig::default();
+    cfg.device_to_world = woodenhaptics_to_world();
+    let tissue = phantom_block();
+    let (_cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (publisher, _sub) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
+    let faults = EmulatedFaults {
+        stall: Some(2_600..2_610),
+        short_report: Some(2_700..2_701),
+        jump: Some(2_800..2_801),
+        unplug_at: Some(2_900),
+    };
+    let (device, monitor) = emulated_woodenhaptics(cfg.step.dt_s, faults);
+    let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
+    let mut records = Vec::new();
+    let mut currents = Vec::new();
+    for _ in 0..3_000 {
+        records.push(core.tick());
+        currents.push(monitor.currents_ma());
+    }
+    let nonzero = |c: [i32; 3]| c.iter().any(|&v| v != 0);
+    // Pressed 10 mm into the phantom just before the faults: a real push through the motors.
+    assert!(nonzero(currents[2_590]), "no current while pressing");
+    assert!(
+        records[2_590].force_out_in_world_n[1] > 0.3,
+        "{:?}",
+        records[2_590]
+    );
+    // Stall: at most the stall window of stale ticks, then zero.
+    let stalled = (2_600..2_610)
+        .find(|&t| records[t].flags & tick_flags::STALLED != 0)
+        .expect("the stall must be detected");
+    assert!(stalled <= 2_600 + 6, "stall seen at {stalled}");
+    for t in stalled..2_610 {
+        assert!(!nonzero(currents[t]), "tick {t}: {:?}", currents[t]);
+    }
+    // Short report and jump: zero in that very tick.
+    for t in [2_700usize, 2_800] {
+        assert_ne!(records[t].flags & tick_flags::DEVICE_FAULT, 0, "tick {t}");
+        assert!(!nonzero(currents[t]), "tick {t}: {:?}", currents[t]);
+    }
+    // Unplugged: flagged every tick after, and nothing pushes (the guard outputs zero; the
+    // device itself cuts its amplifiers after its own watchdog).
+    for t in 2_900..3_000 {
+        assert_ne!(records[t].flags & tick_flags::DEVICE_FAULT, 0, "tick {t}");
+        assert_eq!(records[t].force_out_in_world_n, [0.0; 3], "tick {t}");
+    }
+}
