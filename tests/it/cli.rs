@@ -457,7 +457,10 @@ fn demo_runs_on_the_emulated_woodenhaptics() {
     assert_eq!(j["stop_reason"], "completed");
     assert_eq!(j["fault_ticks"], 0, "{j}");
     let peak = j["peak_force_n"].as_f64().unwrap();
-    assert!(peak > 0.5 && peak <= 5.0, "peak {peak} N (the device's limit is 5 N)");
+    assert!(
+        peak > 0.5 && peak <= 5.0,
+        "peak {peak} N (the device's limit is 5 N)"
+    );
     let log = haptwin()
         .args(["log", "--json"])
         .arg(dir.path().join("session.htlog"))

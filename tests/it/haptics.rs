@@ -241,8 +241,10 @@ fn emulated_woodenhaptics_faults_zero_the_current_within_a_tick() {
     use haptwin::demo::{emulated_woodenhaptics, woodenhaptics_to_world};
     use haptwin::haptics::woodenhaptics::EmulatedFaults;
 
-    let mut cfg = CoreConfig::default();
-    cfg.device_to_world = woodenhaptics_to_world();
+    let cfg = CoreConfig {
+        device_to_world: woodenhaptics_to_world(),
+        ..CoreConfig::default()
+    };
     let tissue = phantom_block();
     let (_cmd_tx, cmd_rx) = bus::queue::<Command>(16);
     let (publisher, _sub) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
@@ -273,8 +275,8 @@ fn emulated_woodenhaptics_faults_zero_the_current_within_a_tick() {
         .find(|&t| records[t].flags & tick_flags::STALLED != 0)
         .expect("the stall must be detected");
     assert!(stalled <= 2_600 + 6, "stall seen at {stalled}");
-    for t in stalled..2_610 {
-        assert!(!nonzero(currents[t]), "tick {t}: {:?}", currents[t]);
+    for (t, c) in currents.iter().enumerate().take(2_610).skip(stalled) {
+        assert!(!nonzero(*c), "tick {t}: {c:?}");
     }
     // Short report and jump: zero in that very tick.
     for t in [2_700usize, 2_800] {
@@ -283,8 +285,8 @@ fn emulated_woodenhaptics_faults_zero_the_current_within_a_tick() {
     }
     // Unplugged: flagged every tick after, and nothing pushes (the guard outputs zero; the
     // device itself cuts its amplifiers after its own watchdog).
-    for t in 2_900..3_000 {
-        assert_ne!(records[t].flags & tick_flags::DEVICE_FAULT, 0, "tick {t}");
-        assert_eq!(records[t].force_out_in_world_n, [0.0; 3], "tick {t}");
+    for (t, r) in records.iter().enumerate().skip(2_900) {
+        assert_ne!(r.flags & tick_flags::DEVICE_FAULT, 0, "tick {t}");
+        assert_eq!(r.force_out_in_world_n, [0.0; 3], "tick {t}");
     }
 }
