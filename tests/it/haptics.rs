@@ -290,3 +290,37 @@ fn emulated_woodenhaptics_faults_zero_the_current_within_a_tick() {
         assert_eq!(r.force_out_in_world_n, [0.0; 3], "tick {t}");
     }
 }
+
+/// The WoodenHaptics path (codec, kinematics, in-process transport, emulator) allocates nothing
+/// in the tick.
+#[test]
+fn emulated_woodenhaptics_ticks_allocate_nothing() {
+    use haptwin::demo::{emulated_woodenhaptics, woodenhaptics_to_world};
+    use haptwin::haptics::woodenhaptics::EmulatedFaults;
+
+    let _g = crate::alloc_counter::EXCLUSIVE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let cfg = CoreConfig {
+        device_to_world: woodenhaptics_to_world(),
+        ..CoreConfig::default()
+    };
+    let tissue = phantom_block();
+    let (_cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (publisher, _sub) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
+    let (device, monitor) = emulated_woodenhaptics(cfg.step.dt_s, EmulatedFaults::default());
+    let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
+    core.tick();
+    let before = crate::alloc_counter::violations();
+    crate::alloc_counter::arm();
+    for _ in 0..3_000 {
+        core.tick();
+    }
+    crate::alloc_counter::disarm();
+    assert_eq!(
+        crate::alloc_counter::violations(),
+        before,
+        "the tick allocated"
+    );
+    assert!(monitor.outputs() > 3_000);
+}
