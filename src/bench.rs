@@ -305,3 +305,67 @@ fn accuracy(params: &StepParams, finest_bar_across: usize) -> Result<Accuracy, B
         stretch_10pct_nu_049: stretch(0.49, 0.1)?,
     })
 }
+
+/// What `haptwin bench haptic` measured: the whole haptic loop (emulated WoodenHaptics I/O
+/// through its codec and kinematics, the demo phantom's tissue step, guard, telemetry to the
+/// recorder) next to the bare timer loop, measured one after the other in the same run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HapticBenchReport {
+    /// What ran.
+    pub case: &'static str,
+    /// The bare timer loop (same ticker, period, spin and scheduling; no work).
+    pub bare_timer: crate::doctor::TimerProbe,
+    /// The haptic loop.
+    pub haptic: crate::demo::DemoReport,
+    /// Haptic p99 lateness over the bare loop's (the goal is at most 1.2).
+    pub lateness_p99_ratio: f64,
+    /// The goal for the tick's p99 work, microseconds.
+    pub tick_work_p99_goal_us: f64,
+}
+
+/// Errors of the haptic benchmark.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HapticBenchError {
+    /// The loop under test failed.
+    #[error("the haptic loop failed: {0}")]
+    Demo(#[from] crate::demo::DemoError),
+}
+
+/// Runs the bare timer for `seconds`, then the haptic loop on the emulated WoodenHaptics for
+/// `seconds` (no rendering; the session log goes to `out_dir`).
+pub fn bench_haptic(
+    seconds: f64,
+    out_dir: &std::path::Path,
+    realtime: bool,
+) -> Result<HapticBenchReport, HapticBenchError> {
+    let loop_defaults = crate::haptics::haptic_loop::LoopConfig::default();
+    let bare_timer = crate::doctor::probe_timer(
+        std::time::Duration::from_secs_f64(seconds),
+        loop_defaults.period_ns,
+        loop_defaults.spin_ns,
+        realtime,
+    );
+    let opts = crate::demo::DemoOptions {
+        seconds,
+        out_dir: out_dir.to_path_buf(),
+        render: false,
+        realtime,
+        device: crate::demo::DemoDevice::EmulatedWoodenHaptics,
+        ..crate::demo::DemoOptions::default()
+    };
+    let never = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let haptic = crate::demo::run_demo(&opts, never)?;
+    let bare = bare_timer.lateness_us.p99;
+    Ok(HapticBenchReport {
+        case: "demo palpation, emulated WoodenHaptics 1.5, phantom block (960 tets), recorder on, no render",
+        lateness_p99_ratio: if bare > 0.0 {
+            haptic.lateness_us.p99 / bare
+        } else {
+            f64::NAN
+        },
+        bare_timer,
+        haptic,
+        tick_work_p99_goal_us: 600.0,
+    })
+}

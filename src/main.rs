@@ -84,6 +84,22 @@ enum BenchCmd {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=16))]
         finest_bar: u32,
     },
+    /// Run the whole haptic loop (emulated WoodenHaptics I/O, tissue step, guard, recorder) and
+    /// the bare timer loop, and report lateness and tick work side by side.
+    Haptic {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Seconds of each loop.
+        #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Where the session log of the run goes.
+        #[arg(long, default_value = "out/bench-haptic")]
+        out: PathBuf,
+        /// Do not ask for real-time scheduling.
+        #[arg(long)]
+        no_realtime: bool,
+    },
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -214,6 +230,23 @@ fn run() -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print_bench(&report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Bench {
+            what:
+                BenchCmd::Haptic {
+                    json,
+                    seconds,
+                    out,
+                    no_realtime,
+                },
+        }) => {
+            let report = haptwin::bench::bench_haptic(seconds, &out, !no_realtime)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_bench_haptic(&report);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -403,6 +436,43 @@ fn describe_realtime(status: &RealtimeStatus) -> String {
         RealtimeStatus::NotRequested => "not requested".into(),
         other => format!("{other:?}"),
     }
+}
+
+fn print_bench_haptic(r: &haptwin::bench::HapticBenchReport) {
+    let (b, h) = (&r.bare_timer, &r.haptic);
+    println!("haptwin bench haptic: {}", r.case);
+    println!(
+        "  {:<12} {:>7} {:>10} {:>10} {:>10} {:>10} {:>9}",
+        "loop", "ticks", "late p50", "late p99", "late p999", "late max", "overruns"
+    );
+    println!(
+        "  {:<12} {:>7} {:>8.1}us {:>8.1}us {:>8.1}us {:>8.1}us {:>9}",
+        "bare timer",
+        b.ticks,
+        b.lateness_us.p50,
+        b.lateness_us.p99,
+        b.lateness_us.p999,
+        b.lateness_us.max,
+        b.overruns
+    );
+    println!(
+        "  {:<12} {:>7} {:>8.1}us {:>8.1}us {:>8.1}us {:>8.1}us {:>9}",
+        "haptic loop",
+        h.ticks,
+        h.lateness_us.p50,
+        h.lateness_us.p99,
+        h.lateness_us.p999,
+        h.lateness_us.max,
+        h.overruns
+    );
+    println!(
+        "  p99 lateness ratio {:.2} (goal <= 1.2); tick work p50 {:.1} us, p99 {:.1} us (goal <= {:.0} us); fault ticks {}",
+        r.lateness_p99_ratio,
+        h.tick_work_us.p50,
+        h.tick_work_us.p99,
+        r.tick_work_p99_goal_us,
+        h.fault_ticks
+    );
 }
 
 fn print_bench(r: &haptwin::bench::BenchReport) {

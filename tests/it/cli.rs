@@ -478,3 +478,34 @@ fn demo_runs_on_the_emulated_woodenhaptics() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("emulated:woodenhaptics"));
 }
+
+/// `haptwin bench haptic --json` runs the bare timer and the whole loop on the emulated
+/// WoodenHaptics and reports them side by side (figures only; nothing about them is asserted).
+#[test]
+fn bench_haptic_reports_both_loops() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = haptwin()
+        .args([
+            "bench",
+            "haptic",
+            "--json",
+            "--seconds",
+            "1",
+            "--no-realtime",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let j = json_of(&out);
+    assert_eq!(j["bare_timer"]["ticks"], 1000);
+    assert_eq!(j["haptic"]["ticks"], 1000);
+    assert_eq!(j["haptic"]["fault_ticks"], 0);
+    for key in ["p50", "p99", "max"] {
+        assert!(j["haptic"]["tick_work_us"][key].as_f64().unwrap() > 0.0);
+        assert!(j["bare_timer"]["lateness_us"][key].is_number());
+    }
+    assert!(j["lateness_p99_ratio"].is_number() || j["lateness_p99_ratio"].is_null());
+    assert!(j["case"].as_str().unwrap().contains("WoodenHaptics"));
+    assert!(dir.path().join("session.htlog").is_file());
+}
