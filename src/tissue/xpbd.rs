@@ -982,6 +982,21 @@ fn damage_and_tear(params: &StepParams, tissue: &mut Tissue) -> u32 {
     torn
 }
 
+/// Position-based Coulomb friction for a contact point that slid by `slide` relative to the tool
+/// in this substep while pushed `depth` along `normal`: the tangential slide and the fraction of
+/// it to cancel (all of it while stuck, `friction * depth / |slide|` once slipping); `None`
+/// when there is no tangential slide.
+fn coulomb_slip(
+    slide: Vector3<f64>,
+    normal: Vector3<f64>,
+    friction: f64,
+    depth: f64,
+) -> Option<(Vector3<f64>, f64)> {
+    let tangential = slide - normal * slide.dot(&normal);
+    let t_len = tangential.norm();
+    (t_len > 1e-15).then(|| (tangential, (friction * depth / t_len).min(1.0)))
+}
+
 /// Pushes particles out of the tool (hard, zero compliance), with Coulomb friction. Returns the
 /// particles in contact.
 fn contact_particles<T: ToolShape>(
@@ -1013,12 +1028,10 @@ fn contact_particles<T: ToolShape>(
                 // Coulomb friction, position-based: cancel the particle's sliding relative
                 // to the tool during this substep, up to friction * penetration.
                 let moved = x + correction - tissue.substep_start_m[q];
-                let slide = moved - tool_step;
-                let tangential = slide - normal * slide.dot(&normal);
-                let t_len = tangential.norm();
-                let limit = params.contact_friction * depth;
-                if t_len > 1e-15 {
-                    correction -= tangential * (limit / t_len).min(1.0);
+                if let Some((tangential, frac)) =
+                    coulomb_slip(moved - tool_step, normal, params.contact_friction, depth)
+                {
+                    correction -= tangential * frac;
                 }
             }
             tissue.positions_m[q] += correction;
@@ -1194,12 +1207,10 @@ fn push_point(
                     * bary[k]
             })
             .sum();
-        let slide = moved - tool_step;
-        let tangential = slide - n * slide.dot(&n);
-        let t_len = tangential.norm();
-        let limit = params.contact_friction * depth;
-        if t_len > 1e-15 {
-            push -= tangential * ((limit / t_len).min(1.0) / wsum);
+        if let Some((tangential, frac)) =
+            coulomb_slip(moved - tool_step, n, params.contact_friction, depth)
+        {
+            push -= tangential * (frac / wsum);
         }
     }
     for k in 0..3 {

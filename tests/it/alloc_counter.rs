@@ -68,6 +68,15 @@ pub fn violations() -> u64 {
     VIOLATIONS.load(Ordering::Relaxed)
 }
 
+/// Allocations this thread makes while running `f` (armed around it). Hold [`EXCLUSIVE`].
+pub fn allocations_during<R>(f: impl FnOnce() -> R) -> (u64, R) {
+    let before = violations();
+    arm();
+    let out = f();
+    disarm();
+    (violations() - before, out)
+}
+
 /// Serialises the tests that arm threads, so each reads a count that is its own.
 pub static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 

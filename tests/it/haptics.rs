@@ -184,27 +184,23 @@ fn a_cut_surface_is_published_without_allocating() {
     let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s);
     let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
     core.tick();
-    let allocations = crate::alloc_counter::violations();
-    crate::alloc_counter::arm();
-    let removed = core.tissue_mut().cut(
-        [
-            Vector3::new(-0.03, 0.01, 0.001),
-            Vector3::new(-0.03, -0.02, 0.001),
-        ],
-        [
-            Vector3::new(0.03, 0.01, 0.001),
-            Vector3::new(0.03, -0.02, 0.001),
-        ],
-    );
-    for _ in 0..3 {
-        core.tick();
-    }
-    crate::alloc_counter::disarm();
-    assert_eq!(
-        crate::alloc_counter::violations(),
-        allocations,
-        "the cut or tick allocated"
-    );
+    let (allocations, removed) = crate::alloc_counter::allocations_during(|| {
+        let removed = core.tissue_mut().cut(
+            [
+                Vector3::new(-0.03, 0.01, 0.001),
+                Vector3::new(-0.03, -0.02, 0.001),
+            ],
+            [
+                Vector3::new(0.03, 0.01, 0.001),
+                Vector3::new(0.03, -0.02, 0.001),
+            ],
+        );
+        for _ in 0..3 {
+            core.tick();
+        }
+        removed
+    });
+    assert_eq!(allocations, 0, "the cut or tick allocated");
     assert!(removed > 0);
     assert!(sub.update());
     let snap = sub.read();
@@ -238,24 +234,15 @@ fn palpation_leaves_the_phantom_whole() {
 /// tick that sees it, with the fault flagged in the tick record.
 #[test]
 fn emulated_woodenhaptics_faults_zero_the_current_within_a_tick() {
-    use haptwin::demo::{emulated_woodenhaptics, woodenhaptics_to_world};
     use haptwin::haptics::woodenhaptics::EmulatedFaults;
 
-    let cfg = CoreConfig {
-        device_to_world: woodenhaptics_to_world(),
-        ..CoreConfig::default()
-    };
-    let tissue = phantom_block();
-    let (_cmd_tx, cmd_rx) = bus::queue::<Command>(16);
-    let (publisher, _sub) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
     let faults = EmulatedFaults {
         stall: Some(2_600..2_610),
         short_report: Some(2_700..2_701),
         jump: Some(2_800..2_801),
         unplug_at: Some(2_900),
     };
-    let (device, monitor) = emulated_woodenhaptics(cfg.step.dt_s, faults);
-    let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
+    let (mut core, monitor) = emulated_woodenhaptics_core(faults);
     let mut records = Vec::new();
     let mut currents = Vec::new();
     for _ in 0..3_000 {
@@ -295,12 +282,28 @@ fn emulated_woodenhaptics_faults_zero_the_current_within_a_tick() {
 /// in the tick.
 #[test]
 fn emulated_woodenhaptics_ticks_allocate_nothing() {
-    use haptwin::demo::{emulated_woodenhaptics, woodenhaptics_to_world};
     use haptwin::haptics::woodenhaptics::EmulatedFaults;
 
     let _g = crate::alloc_counter::EXCLUSIVE
         .lock()
         .unwrap_or_else(|e| e.into_inner());
+    let (mut core, monitor) = emulated_woodenhaptics_core(EmulatedFaults::default());
+    core.tick();
+    let (allocations, ()) = crate::alloc_counter::allocations_during(|| {
+        for _ in 0..3_000 {
+            core.tick();
+        }
+    });
+    assert_eq!(allocations, 0, "the tick allocated");
+    assert!(monitor.outputs() > 3_000);
+}
+
+/// The core on the demo's phantom with the emulated WoodenHaptics (placed as in the demo) and
+/// a monitor of the currents it drives.
+fn emulated_woodenhaptics_core(
+    faults: haptwin::haptics::woodenhaptics::EmulatedFaults,
+) -> (HapticCore, haptwin::haptics::woodenhaptics::CurrentMonitor) {
+    use haptwin::demo::{emulated_woodenhaptics, woodenhaptics_to_world};
     let cfg = CoreConfig {
         device_to_world: woodenhaptics_to_world(),
         ..CoreConfig::default()
@@ -308,19 +311,9 @@ fn emulated_woodenhaptics_ticks_allocate_nothing() {
     let tissue = phantom_block();
     let (_cmd_tx, cmd_rx) = bus::queue::<Command>(16);
     let (publisher, _sub) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
-    let (device, monitor) = emulated_woodenhaptics(cfg.step.dt_s, EmulatedFaults::default());
-    let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
-    core.tick();
-    let before = crate::alloc_counter::violations();
-    crate::alloc_counter::arm();
-    for _ in 0..3_000 {
-        core.tick();
-    }
-    crate::alloc_counter::disarm();
-    assert_eq!(
-        crate::alloc_counter::violations(),
-        before,
-        "the tick allocated"
-    );
-    assert!(monitor.outputs() > 3_000);
+    let (device, monitor) = emulated_woodenhaptics(cfg.step.dt_s, faults);
+    (
+        HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher),
+        monitor,
+    )
 }

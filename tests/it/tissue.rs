@@ -523,36 +523,34 @@ fn tissue_operations_allocate_nothing() {
     };
     // Warm up every path once (first use of lazily initialised CPU feature detection).
     step(&params, &mut tissue, &sphere).unwrap();
-    let before = alloc_counter::violations();
-    alloc_counter::arm();
-    for i in 0..200 {
-        let x = -0.015 + 1e-4 * i as f64;
-        tissue.cut(
-            [
-                Vector3::new(x, 0.004, 0.001),
-                Vector3::new(x, -0.006, 0.001),
-            ],
-            [
-                Vector3::new(x + 1e-4, 0.004, 0.001),
-                Vector3::new(x + 1e-4, -0.006, 0.001),
-            ],
-        );
-        step(&params, &mut tissue, &sphere).unwrap();
-    }
-    tissue.grasp(sphere.center_in_world_m, 0.006);
-    for _ in 0..100 {
-        step(&params, &mut tissue, &sphere).unwrap();
-    }
-    tissue.release();
-    tissue.resect(&sphere);
-    for i in 0..600 {
-        let tip = Vector3::new(-0.011, 0.004 - 5e-5 * i as f64, 0.012);
-        needle
-            .step(&params, &mut tissue, tip, -Vector3::y())
-            .unwrap();
-    }
-    alloc_counter::disarm();
-    let allocations = alloc_counter::violations() - before;
+    let (allocations, ()) = alloc_counter::allocations_during(|| {
+        for i in 0..200 {
+            let x = -0.015 + 1e-4 * i as f64;
+            tissue.cut(
+                [
+                    Vector3::new(x, 0.004, 0.001),
+                    Vector3::new(x, -0.006, 0.001),
+                ],
+                [
+                    Vector3::new(x + 1e-4, 0.004, 0.001),
+                    Vector3::new(x + 1e-4, -0.006, 0.001),
+                ],
+            );
+            step(&params, &mut tissue, &sphere).unwrap();
+        }
+        tissue.grasp(sphere.center_in_world_m, 0.006);
+        for _ in 0..100 {
+            step(&params, &mut tissue, &sphere).unwrap();
+        }
+        tissue.release();
+        tissue.resect(&sphere);
+        for i in 0..600 {
+            let tip = Vector3::new(-0.011, 0.004 - 5e-5 * i as f64, 0.012);
+            needle
+                .step(&params, &mut tissue, tip, -Vector3::y())
+                .unwrap();
+        }
+    });
     assert_eq!(
         allocations, 0,
         "tissue operations allocated {allocations} times"
