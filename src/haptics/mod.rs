@@ -6,8 +6,10 @@
 //! - [`profiles`]: the HID devices known by VID:PID, and the udev rules that grant access.
 //! - [`transport`]: raw HID report I/O: `hidapi` for real devices, an in-process pair for
 //!   emulated ones.
-//! - [`woodenhaptics`]: the WoodenHaptics 1.5 protocol, kinematics and calibration file, the
-//!   device, and an emulated one speaking the same bytes.
+//! - [`arm`]: serial-link arms over HID: the calibration file, kinematics, the device, and an
+//!   emulated arm speaking the same bytes, for any [`arm::ArmProtocol`].
+//! - [`woodenhaptics`]: the WoodenHaptics 1.5 firmware's report layout.
+//! - [`polhem`]: the Haptikfabriken Polhem firmware's report layout and set-encoders command.
 //! - [`safety`]: the force guard: clamp, rate limit, zero on any fault, stall or stop.
 //! - [`rt`]: the absolute-deadline timer and real-time scheduling request.
 //! - [`haptic_loop`]: the haptic thread: it owns the device, the tool and the tissue.
@@ -19,8 +21,10 @@
 //! within one tick on any fault, stall, non-finite value or stop, independently of the render
 //! thread. `tests/it/realtime.rs` proves the no-allocation rule over 10,000 ticks.
 
+pub mod arm;
 pub mod device;
 pub mod haptic_loop;
+pub mod polhem;
 pub mod profiles;
 pub mod rt;
 pub mod safety;
