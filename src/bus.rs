@@ -72,6 +72,17 @@ pub mod tick_flags {
     pub const OVERRUN: u32 = 1 << 6;
     /// The device delivered no sample this tick (the recorded device position is the last one).
     pub const NO_INPUT: u32 = 1 << 7;
+    /// With [`DEVICE_FAULT`]: the device is gone (unplugged).
+    pub const DEVICE_DISCONNECTED: u32 = 1 << 8;
+    /// With [`DEVICE_FAULT`]: the device sent a report that does not parse or cannot be true
+    /// (wrong length, an impossible jump, a non-finite position).
+    pub const DEVICE_BAD_REPORT: u32 = 1 << 9;
+    /// With [`DEVICE_FAULT`]: an operating-system I/O error.
+    pub const DEVICE_IO_ERROR: u32 = 1 << 10;
+    /// With [`STOPPING`]: an emergency stop is in force.
+    pub const EMERGENCY_STOP: u32 = 1 << 11;
+    /// With [`NON_FINITE`]: the tissue solver produced a non-finite state (rolled back).
+    pub const SOLVER_FAULT: u32 = 1 << 12;
 }
 
 /// Commands from the control thread to the haptic thread.

@@ -15,13 +15,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nalgebra::{Isometry3, Matrix3, Point3, Rotation3, Translation3, UnitQuaternion, Vector3};
 
 use crate::bus::{self, Command, TickRecord};
+use crate::haptics::arm::{ArmConfig, ArmDevice, ArmProtocol, EmulatedArm};
 use crate::haptics::device::HapticDevice;
 use crate::haptics::haptic_loop::{self, CoreConfig, HapticCore, LoopConfig, SceneSnapshot};
+use crate::haptics::polhem::PolhemProtocol;
 use crate::haptics::rt::RealtimeStatus;
 use crate::haptics::sim::{Script, ScriptedProbe};
 use crate::haptics::transport::InProcessTransport;
+use crate::haptics::watchdog::{Heartbeat, Watchdog, WatchdogConfig, WatchdogReport};
 use crate::haptics::woodenhaptics::{
-    CurrentMonitor, EmulatedFaults, EmulatedWoodenHaptics, WoodenHaptics, WoodenHapticsConfig,
+    CurrentMonitor, EmulatedFaults, EmulatedWoodenHaptics, WoodenHaptics, WoodenHapticsProtocol,
 };
 use crate::render::{Camera, RenderOptions};
 use crate::render_loop::{self, RenderLoopConfig, RenderLoopReport, ValidationSummary};
@@ -69,6 +72,9 @@ pub enum DemoDevice {
     /// HID report bytes and go back through the codec and kinematics, and forces go out as
     /// motor currents (`calibration/woodenhaptics.toml`).
     EmulatedWoodenHaptics,
+    /// An emulated Haptikfabriken Polhem, the same way through its own report layout
+    /// (`calibration/polhem.toml`).
+    EmulatedPolhem,
 }
 
 impl std::str::FromStr for DemoDevice {
@@ -77,8 +83,10 @@ impl std::str::FromStr for DemoDevice {
         match s {
             "sim" | "simulated" => Ok(Self::Simulated),
             "emulated:woodenhaptics" => Ok(Self::EmulatedWoodenHaptics),
+            "emulated:polhem" => Ok(Self::EmulatedPolhem),
             other => Err(format!(
-                "unknown device {other:?}: use \"sim\" or \"emulated:woodenhaptics\""
+                "unknown device {other:?}: use \"sim\", \"emulated:woodenhaptics\" or \
+                 \"emulated:polhem\""
             )),
         }
     }
@@ -94,7 +102,19 @@ pub fn emulated_woodenhaptics(
     WoodenHaptics<InProcessTransport<EmulatedWoodenHaptics>>,
     CurrentMonitor,
 ) {
-    let config = WoodenHapticsConfig::default_design();
+    emulated_arm::<WoodenHapticsProtocol>(dt_s, faults)
+}
+
+/// The demo's emulated arm speaking protocol `P` (its shipped calibration), placed as
+/// [`woodenhaptics_to_world`] says, playing the palpation; and a monitor of its currents.
+pub fn emulated_arm<P: ArmProtocol>(
+    dt_s: f64,
+    faults: EmulatedFaults,
+) -> (
+    ArmDevice<InProcessTransport<EmulatedArm<P>>, P>,
+    CurrentMonitor,
+) {
+    let config = ArmConfig::<P>::default_design();
     let to_device = woodenhaptics_to_world().inverse();
     let script = Script::palpation().mapped(|p| {
         to_device
@@ -102,17 +122,14 @@ pub fn emulated_woodenhaptics(
             .coords
             .into()
     });
-    let emulator = EmulatedWoodenHaptics::new(config.clone(), script, dt_s).with_faults(faults);
+    let emulator = EmulatedArm::<P>::new(config.clone(), script, dt_s).with_faults(faults);
     let monitor = emulator.monitor();
-    let device = WoodenHaptics::new(
-        InProcessTransport::new(emulator),
-        config,
-        "WoodenHaptics 1.5 (emulated, in-process HID transport)",
-    );
+    let name = format!("{} (emulated, in-process HID transport)", P::NAME);
+    let device = ArmDevice::new(InProcessTransport::new(emulator), config, &name);
     (device, monitor)
 }
 
-/// Where the emulated WoodenHaptics stands: its frame (x forward, y left, z up, origin at the
+/// Where the emulated arms (WoodenHaptics, Polhem) stand: their frame (x forward, y left, z up, origin at the
 /// workspace centre) turned into the world's (y up, the user looking down -z), its workspace
 /// centre 2 cm above the phantom's top centre.
 pub fn woodenhaptics_to_world() -> Isometry3<f64> {
@@ -216,6 +233,8 @@ pub struct DemoReport {
     pub stop_reason: String,
     /// Tissue size.
     pub tissue: TissueSummary,
+    /// What the haptic watchdog did (devices with a second path to their amplifiers).
+    pub watchdog: Option<WatchdogReport>,
 }
 
 /// The size of the simulated tissue.
@@ -296,6 +315,9 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         tets: tissue.tet_count(),
         surface_triangles: tissue.surface_triangles().len(),
     };
+    // The emulated arms get a watchdog on their second (zero) port, as real ones do on a
+    // second hidraw handle; the simulated probe has no amplifiers to cut.
+    let mut zero_port = None;
     let device: Box<dyn HapticDevice> = match opts.device {
         DemoDevice::Simulated => {
             Box::new(ScriptedProbe::new(Script::palpation(), core_cfg.step.dt_s))
@@ -303,6 +325,14 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         DemoDevice::EmulatedWoodenHaptics => {
             core_cfg.device_to_world = woodenhaptics_to_world();
             let (device, _) = emulated_woodenhaptics(core_cfg.step.dt_s, EmulatedFaults::default());
+            zero_port = Some(device.transport().device().zero_port());
+            Box::new(device)
+        }
+        DemoDevice::EmulatedPolhem => {
+            core_cfg.device_to_world = woodenhaptics_to_world();
+            let (device, _) =
+                emulated_arm::<PolhemProtocol>(core_cfg.step.dt_s, EmulatedFaults::default());
+            zero_port = Some(device.transport().device().zero_port());
             Box::new(device)
         }
     };
@@ -334,6 +364,8 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             "force_smoothing_hz": core_cfg.force_smoothing_hz,
             "max_force_n": device.info().max_force_n,
             "max_force_rate_n_per_s": device.info().max_force_rate_n_per_s,
+            "max_stiffness_n_per_m": device.info().max_stiffness_n_per_m,
+            "virtual_coupling": core_cfg.coupling,
         }),
         seed: 0,
         started_unix_s: SystemTime::now()
@@ -387,9 +419,22 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     let (recorder_ctl, recorder) = session::spawn_recorder(&log_path, &header, tel_rx)?;
 
     let ticks = (opts.seconds * 1000.0).round().max(1.0) as u64;
+    let heartbeat = Heartbeat::new();
+    let watchdog = match zero_port {
+        Some(port) => Some(
+            Watchdog::spawn(heartbeat.clone(), Box::new(port), WatchdogConfig::default()).map_err(
+                |source| DemoError::Thread {
+                    thread: "haptic-watchdog",
+                    source,
+                },
+            )?,
+        ),
+        None => None,
+    };
     let loop_cfg = LoopConfig {
         max_ticks: Some(ticks),
         realtime_priority: opts.realtime.then_some(80),
+        heartbeat: Some(heartbeat),
         ..LoopConfig::default()
     };
     let haptic =
@@ -404,6 +449,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         std::thread::sleep(Duration::from_millis(5));
     }
     let loop_result = haptic.join();
+    let watchdog: Option<WatchdogReport> = watchdog.map(Watchdog::stop);
     let stop_reason = match (&loop_result, interrupt.load(Ordering::Acquire)) {
         (Err(_), _) => "haptic thread panicked",
         (Ok(_), true) => "interrupted",
@@ -482,5 +528,6 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         fault_ticks: loop_report.fault_ticks,
         stop_reason: stop_reason.into(),
         tissue: tissue_summary,
+        watchdog,
     })
 }

@@ -134,8 +134,8 @@ struct DemoArgs {
     /// Do not ask for real-time scheduling for the haptic thread.
     #[arg(long)]
     no_realtime: bool,
-    /// The device: `sim` (the simulated probe) or `emulated:woodenhaptics` (an emulated
-    /// WoodenHaptics 1.5 speaking its HID byte protocol in-process).
+    /// The device: `sim` (the simulated probe), `emulated:woodenhaptics` or `emulated:polhem`
+    /// (an emulated WoodenHaptics 1.5 or Polhem speaking its HID byte protocol in-process).
     #[arg(long, default_value = "sim")]
     device: haptwin::demo::DemoDevice,
 }
@@ -340,6 +340,14 @@ fn print_demo(r: &DemoReport) {
         ),
         RenderStatus::Skipped { reason } => println!("  frames: none ({reason})"),
         other => println!("  frames: {other:?}"),
+    }
+    if let Some(w) = &r.watchdog {
+        println!(
+            "  watchdog: {} trips, {} zero writes, longest haptic silence {:.1} ms",
+            w.trips,
+            w.zero_writes,
+            w.longest_silence_s * 1e3
+        );
     }
 }
 

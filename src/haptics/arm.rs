@@ -19,7 +19,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nalgebra::{Matrix3, Vector3};
@@ -27,6 +27,7 @@ use nalgebra::{Matrix3, Vector3};
 use super::device::{DeviceError, DeviceInfo, DeviceSample, HapticDevice};
 use super::sim::Script;
 use super::transport::{EmulatedDevice, HidTransport, TransportError, MAX_REPORT};
+use super::watchdog::ForceZeroer;
 
 /// One decoded input report of an arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -595,6 +596,9 @@ pub struct EmulatedFaults {
     pub jump: Option<std::ops::Range<u64>>,
     /// From this report on, the device is gone.
     pub unplug_at: Option<u64>,
+    /// At this report the host's read blocks for this long (a driver call that hangs: only
+    /// the watchdog can act).
+    pub hang: Option<(u64, std::time::Duration)>,
 }
 
 /// A lock-free view of the motor currents an emulated device is driving, from any thread.
@@ -648,6 +652,24 @@ pub struct EmulatedArm<P: ArmProtocol> {
     gone: bool,
     last_output_report: u64,
     monitor: CurrentMonitor,
+    zero_request: Arc<AtomicBool>,
+}
+
+/// A second port into an emulated arm that can only switch its motors off: what the watchdog
+/// writes through (as it opens a second hidraw handle on a real device).
+#[derive(Debug, Clone)]
+pub struct EmulatedZeroPort {
+    monitor: CurrentMonitor,
+    request: Arc<AtomicBool>,
+}
+
+impl ForceZeroer for EmulatedZeroPort {
+    fn zero(&mut self) -> Result<(), TransportError> {
+        self.request.store(true, Ordering::Release);
+        // Not counted as an output report of the host's: the count shows the haptic thread's.
+        self.monitor.set([0; 3], false);
+        Ok(())
+    }
 }
 
 impl<P: ArmProtocol> EmulatedArm<P> {
@@ -671,6 +693,15 @@ impl<P: ArmProtocol> EmulatedArm<P> {
             gone: false,
             last_output_report: 0,
             monitor: CurrentMonitor::default(),
+            zero_request: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The port a watchdog zeroes the motors through, from any thread.
+    pub fn zero_port(&self) -> EmulatedZeroPort {
+        EmulatedZeroPort {
+            monitor: self.monitor.clone(),
+            request: self.zero_request.clone(),
         }
     }
 
@@ -747,8 +778,16 @@ impl<P: ArmProtocol> EmulatedDevice for EmulatedArm<P> {
             return Ok(None);
         }
         self.fresh = false;
+        if self.zero_request.swap(false, Ordering::AcqRel) {
+            self.last_currents_ma = [0; 3];
+        }
         let n = self.reports;
         self.reports += 1;
+        if let Some((at, how_long)) = self.faults.hang {
+            if n == at {
+                std::thread::sleep(how_long);
+            }
+        }
         if n.saturating_sub(self.last_output_report) >= DEVICE_WATCHDOG_REPORTS {
             // No command for half a second: the firmware's watchdog cuts the amplifiers.
             self.last_currents_ma = [0; 3];

@@ -3,8 +3,11 @@
 //! One tick ([`HapticCore::tick`]):
 //! 1. take pending [`Command`]s from the lock-free command queue;
 //! 2. read the device (newest sample) and map the tip into the world (`device_to_world`);
-//! 3. move the sphere tool there and step the tissue ([`crate::tissue::step`]);
-//! 4. smooth the contact force, pass it through the [`ForceGuard`] and write it to the device;
+//! 3. move the sphere tool: through the [`VirtualCoupling`] (a spring-damper to the tip, clamped
+//!    to the device's passivity bound) or onto the tip, and step the tissue
+//!    ([`crate::tissue::step`]);
+//! 4. smooth the force on the hand (the coupling spring, or the contact force without one), pass
+//!    it through the [`ForceGuard`] and write it to the device;
 //! 5. publish a [`SceneSnapshot`] in place into the triple buffer;
 //! 6. hand back the [`TickRecord`] (the loop adds timing and pushes it to the recorder queue).
 //!
@@ -22,9 +25,11 @@ use std::thread::{self, JoinHandle};
 
 use nalgebra::{Isometry3, Point3, Vector3};
 
-use super::device::HapticDevice;
+use super::coupling::{CouplingConfig, VirtualCoupling};
+use super::device::{DeviceError, HapticDevice};
 use super::rt::{self, RealtimeStatus, Ticker};
 use super::safety::{ForceGuard, GuardInput, SafetyLimits};
+use super::watchdog::Heartbeat;
 use crate::bus::{tick_flags, Command, Publisher, QueueRx, QueueTx, TickRecord};
 use crate::stats::Histogram;
 use crate::tissue::{self, SphereTool, StepParams, Tissue};
@@ -94,6 +99,15 @@ fn snapshots_capacity(p: &mut Publisher<SceneSnapshot>) -> (usize, usize) {
     )
 }
 
+/// The flag that names a device error's kind in the log.
+fn device_error_flag(e: &DeviceError) -> u32 {
+    match e {
+        DeviceError::Disconnected { .. } => tick_flags::DEVICE_DISCONNECTED,
+        DeviceError::BadReport { .. } => tick_flags::DEVICE_BAD_REPORT,
+        _ => tick_flags::DEVICE_IO_ERROR,
+    }
+}
+
 /// Everything the haptic thread owns.
 #[derive(Debug)]
 pub struct HapticCore {
@@ -105,7 +119,15 @@ pub struct HapticCore {
     tool_center_in_world_m: Vector3<f64>,
     /// The last device position reported (world frame), garbage included.
     device_pos_m: Vector3<f64>,
+    /// The last finite device position (world frame).
+    good_device_m: Vector3<f64>,
     guard: ForceGuard,
+    /// The spring-damper between the device tip and the tool (`None`: the tool is the tip).
+    coupling: Option<VirtualCoupling>,
+    /// Whether a good device sample has arrived since start-up or the last fault.
+    have_device: bool,
+    /// The tissue's force on the tool in the last tick (the coupling feels it this tick).
+    last_contact_n: Vector3<f64>,
     /// Low-pass filter coefficient for the contact force (0 = none, towards 1 = heavier).
     smoothing: f64,
     smoothed_force_n: Vector3<f64>,
@@ -139,8 +161,11 @@ pub struct CoreConfig {
     pub device_to_world: Isometry3<f64>,
     /// Ticks without fresh input before the device counts as stalled.
     pub stall_ticks: u32,
-    /// Cut-off of the contact-force low-pass filter, hertz (`None`: no filter).
+    /// Cut-off of the force low-pass filter, hertz (`None`: no filter).
     pub force_smoothing_hz: Option<f64>,
+    /// Virtual coupling between the device and the tool (`None`: the tool sits on the device
+    /// tip and the hand feels the tissue's contact force directly).
+    pub coupling: Option<CouplingConfig>,
 }
 
 impl Default for CoreConfig {
@@ -151,6 +176,7 @@ impl Default for CoreConfig {
             device_to_world: Isometry3::identity(),
             stall_ticks: 5,
             force_smoothing_hz: Some(150.0),
+            coupling: Some(CouplingConfig::default()),
         }
     }
 }
@@ -180,7 +206,13 @@ impl HapticCore {
             let rc = 1.0 / (2.0 * std::f64::consts::PI * fc);
             rc / (rc + config.step.dt_s)
         });
+        let coupling = config
+            .coupling
+            .map(|c| VirtualCoupling::new(&c, info, config.step.dt_s));
         Self {
+            coupling,
+            have_device: false,
+            last_contact_n: Vector3::zeros(),
             device,
             device_to_world: config.device_to_world,
             tissue,
@@ -188,6 +220,7 @@ impl HapticCore {
             tool_radius_m: config.tool_radius_m,
             tool_center_in_world_m: Vector3::new(0.0, 1.0, 0.0),
             device_pos_m: Vector3::new(0.0, 1.0, 0.0),
+            good_device_m: Vector3::new(0.0, 1.0, 0.0),
             guard,
             smoothing,
             smoothed_force_n: Vector3::zeros(),
@@ -245,6 +278,11 @@ impl HapticCore {
         self.tissue_faults
     }
 
+    /// The virtual coupling, when one is in use.
+    pub fn coupling(&self) -> Option<&VirtualCoupling> {
+        self.coupling.as_ref()
+    }
+
     /// Tick period, seconds.
     pub fn dt_s(&self) -> f64 {
         self.step_params.dt_s
@@ -275,20 +313,41 @@ impl HapticCore {
                 let tip = self.device_to_world * Point3::from(sample.tip_in_device_m);
                 self.device_pos_m = tip.coords;
                 if tip.coords.iter().all(|v| v.is_finite()) {
-                    self.tool_center_in_world_m = tip.coords;
+                    if !self.have_device {
+                        // First sample, or the first after a fault: the tool starts on the
+                        // tip, at rest (never sprung across a jump).
+                        if let Some(c) = &mut self.coupling {
+                            c.reset(tip.coords);
+                        }
+                        self.have_device = true;
+                    }
+                    self.good_device_m = tip.coords;
                     self.last_buttons = sample.buttons;
                     fresh = true;
                 } else {
                     // Garbage in: keep the last good pose, count it as no fresh input.
-                    flags |= tick_flags::NON_FINITE;
+                    flags |= tick_flags::NON_FINITE | tick_flags::DEVICE_BAD_REPORT;
                     device_fault = true;
                 }
             }
             Ok(None) => flags |= tick_flags::NO_INPUT,
-            Err(_) => {
-                flags |= tick_flags::NO_INPUT;
+            Err(e) => {
+                flags |= tick_flags::NO_INPUT | device_error_flag(&e);
                 device_fault = true;
             }
+        }
+        if device_fault {
+            self.have_device = false;
+        }
+        if self.have_device {
+            self.tool_center_in_world_m = match &mut self.coupling {
+                Some(c) => c.step(
+                    self.good_device_m,
+                    self.last_contact_n,
+                    self.step_params.dt_s,
+                ),
+                None => self.good_device_m,
+            };
         }
 
         let tool = SphereTool {
@@ -299,18 +358,30 @@ impl HapticCore {
             Ok(r) => r.force_on_tool_n,
             Err(_) => {
                 self.tissue_faults += 1;
-                flags |= tick_flags::NON_FINITE;
+                flags |= tick_flags::NON_FINITE | tick_flags::SOLVER_FAULT;
                 Vector3::new(f64::NAN, f64::NAN, f64::NAN)
             }
         };
-        // The hand feels the force the tissue exerts on the tool.
-        if contact_n.iter().all(|v| v.is_finite()) {
+        let contact_ok = contact_n.iter().all(|v| v.is_finite());
+        self.last_contact_n = if contact_ok {
+            contact_n
+        } else {
+            Vector3::zeros()
+        };
+        // The hand feels the coupling spring, or without one the force the tissue exerts on the
+        // tool.
+        let hand_n = match &self.coupling {
+            Some(c) if self.have_device => c.force_on_device_n(),
+            Some(_) => Vector3::zeros(),
+            None => contact_n,
+        };
+        if contact_ok {
             self.smoothed_force_n =
-                self.smoothed_force_n * self.smoothing + contact_n * (1.0 - self.smoothing);
+                self.smoothed_force_n * self.smoothing + hand_n * (1.0 - self.smoothing);
         } else {
             self.smoothed_force_n = Vector3::zeros();
         }
-        let desired = if contact_n.iter().all(|v| v.is_finite()) {
+        let desired = if contact_ok {
             self.smoothed_force_n
         } else {
             contact_n
@@ -325,9 +396,12 @@ impl HapticCore {
             self.step_params.dt_s,
         );
         flags |= guard_flags;
+        if self.emergency_stop {
+            flags |= tick_flags::EMERGENCY_STOP;
+        }
         let force_device = self.device_to_world.inverse_transform_vector(&force_world);
-        if self.device.write_force(force_device.into()).is_err() {
-            flags |= tick_flags::DEVICE_FAULT;
+        if let Err(e) = self.device.write_force(force_device.into()) {
+            flags |= tick_flags::DEVICE_FAULT | device_error_flag(&e);
         }
 
         let snap = self.snapshots.back_mut();
@@ -403,6 +477,8 @@ pub struct LoopConfig {
     pub spin_ns: u64,
     /// Hooks around the real-time section.
     pub realtime_hooks: RealtimeHooks,
+    /// Beaten after every tick and finished at a clean end, for a [`super::watchdog`].
+    pub heartbeat: Option<Heartbeat>,
 }
 
 impl Default for LoopConfig {
@@ -413,6 +489,7 @@ impl Default for LoopConfig {
             realtime_priority: Some(80),
             spin_ns: 30_000,
             realtime_hooks: RealtimeHooks::default(),
+            heartbeat: None,
         }
     }
 }
@@ -493,6 +570,13 @@ pub fn run_loop(
         final_force_n = f;
         // A full queue counts a drop inside push; the tick goes on.
         let _ = telemetry.push(rec);
+        if let Some(hb) = &cfg.heartbeat {
+            hb.beat(core.ticks());
+        }
+    }
+    if let Some(hb) = &cfg.heartbeat {
+        // The last tick was a stop tick: zero force is out.
+        hb.finish();
     }
     if let Some(f) = cfg.realtime_hooks.on_exit {
         f();

@@ -10,7 +10,11 @@
 //!   emulated arm speaking the same bytes, for any [`arm::ArmProtocol`].
 //! - [`woodenhaptics`]: the WoodenHaptics 1.5 firmware's report layout.
 //! - [`polhem`]: the Haptikfabriken Polhem firmware's report layout and set-encoders command.
+//! - [`coupling`]: the virtual coupling (spring-damper) between the device and the tool,
+//!   clamped to the device's passivity bound.
 //! - [`safety`]: the force guard: clamp, rate limit, zero on any fault, stall or stop.
+//! - [`watchdog`]: the helper thread that zeroes the device through a second path when the
+//!   haptic thread's heartbeat stops.
 //! - [`rt`]: the absolute-deadline timer and real-time scheduling request.
 //! - [`haptic_loop`]: the haptic thread: it owns the device, the tool and the tissue.
 //!
@@ -22,6 +26,7 @@
 //! thread. `tests/it/realtime.rs` proves the no-allocation rule over 10,000 ticks.
 
 pub mod arm;
+pub mod coupling;
 pub mod device;
 pub mod haptic_loop;
 pub mod polhem;
@@ -30,4 +35,5 @@ pub mod rt;
 pub mod safety;
 pub mod sim;
 pub mod transport;
+pub mod watchdog;
 pub mod woodenhaptics;

@@ -330,6 +330,7 @@ mod tests {
                 short_report: Some(20..21),
                 jump: Some(30..31),
                 unplug_at: Some(40),
+                ..EmulatedFaults::default()
             });
         let mut dev = WoodenHaptics::new(InProcessTransport::new(emulator), c, "emulated");
         for tick in 0..45u64 {

@@ -363,10 +363,101 @@ pub struct LogSummary {
     pub final_force_n: Option<[f64; 3]>,
     /// Ticks carrying each flag.
     pub flag_counts: serde_json::Value,
+    /// Safety events, in order: each fault as it began (what, and the force written on that
+    /// tick) and when the force path was clear again. At most [`MAX_EVENTS`].
+    pub events: Vec<LogEvent>,
+    /// Events beyond [`MAX_EVENTS`], counted but not listed.
+    pub events_not_listed: u64,
     /// The closing summary, when the session closed cleanly.
     pub end: Option<LogEnd>,
     /// Where reading stopped early, when the log is damaged.
     pub damage: Option<Damage>,
+}
+
+/// Events listed in a summary at most.
+pub const MAX_EVENTS: usize = 200;
+
+/// A safety event read from the log's tick flags.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LogEvent {
+    /// Tick at which it happened.
+    pub tick: u64,
+    /// What happened, in words.
+    pub what: &'static str,
+    /// Magnitude of the force written on that tick, newtons (zero for every fault).
+    pub force_out_n: f64,
+}
+
+/// The faults a tick's flags can carry, most specific first, with their words.
+const FAULT_EVENTS: [(u32, &str); 7] = {
+    use crate::bus::tick_flags as tf;
+    [
+        (tf::DEVICE_DISCONNECTED, "device disconnected: force zeroed"),
+        (
+            tf::DEVICE_BAD_REPORT,
+            "device sent a bad report (garbage, wrong length or impossible jump): force zeroed",
+        ),
+        (tf::DEVICE_IO_ERROR, "device I/O error: force zeroed"),
+        (
+            tf::STALLED,
+            "device stalled (no fresh input within the stall window): force zeroed",
+        ),
+        (
+            tf::SOLVER_FAULT,
+            "tissue solver produced a non-finite state (rolled back): force zeroed",
+        ),
+        (tf::EMERGENCY_STOP, "emergency stop: force zeroed"),
+        (tf::NON_FINITE, "non-finite force: force zeroed"),
+    ]
+};
+
+/// The safety events of a run of records (see [`LogSummary::events`]): every fault flag as it
+/// rises, and "clear" when no fault flag is left.
+pub fn safety_events(records: &[TickRecord]) -> (Vec<LogEvent>, u64) {
+    use crate::bus::tick_flags as tf;
+    let fault_mask = FAULT_EVENTS
+        .iter()
+        .fold(tf::DEVICE_FAULT, |m, (b, _)| m | b);
+    let mut events = Vec::new();
+    let mut not_listed = 0u64;
+    let mut prev = 0u32;
+    for r in records {
+        let now = r.flags & fault_mask;
+        let force_out_n = r
+            .force_out_in_world_n
+            .iter()
+            .map(|v| v * v)
+            .sum::<f64>()
+            .sqrt();
+        let mut push = |what| {
+            if events.len() < MAX_EVENTS {
+                events.push(LogEvent {
+                    tick: r.tick,
+                    what,
+                    force_out_n,
+                });
+            } else {
+                not_listed += 1;
+            }
+        };
+        let rising = now & !prev;
+        let mut named = false;
+        for (bit, what) in FAULT_EVENTS {
+            // A non-finite force from a named cause (solver, bad report) is not listed twice.
+            if rising & bit != 0 && !(bit == tf::NON_FINITE && named) {
+                push(what);
+                named = true;
+            }
+        }
+        if !named && rising & tf::DEVICE_FAULT != 0 {
+            push("device fault: force zeroed");
+        }
+        if now == 0 && prev != 0 {
+            push("clear: force path back to normal");
+        }
+        prev = now;
+    }
+    (events, not_listed)
 }
 
 /// Summarises a log.
@@ -381,7 +472,13 @@ pub fn summarize(log: &SessionLog) -> LogSummary {
         ("stopping", tf::STOPPING),
         ("overrun", tf::OVERRUN),
         ("no_input", tf::NO_INPUT),
+        ("device_disconnected", tf::DEVICE_DISCONNECTED),
+        ("device_bad_report", tf::DEVICE_BAD_REPORT),
+        ("device_io_error", tf::DEVICE_IO_ERROR),
+        ("emergency_stop", tf::EMERGENCY_STOP),
+        ("solver_fault", tf::SOLVER_FAULT),
     ];
+    let (events, events_not_listed) = safety_events(&log.records);
     let mut counts = serde_json::Map::new();
     for (name, bit) in names {
         let n = log.records.iter().filter(|r| r.flags & bit != 0).count();
@@ -413,6 +510,8 @@ pub fn summarize(log: &SessionLog) -> LogSummary {
             .fold(0.0, f64::max),
         final_force_n: log.records.last().map(|r| r.force_out_in_world_n),
         flag_counts: counts.into(),
+        events,
+        events_not_listed,
         end: log.end.clone(),
         damage: log.damage.clone(),
     }
@@ -438,6 +537,15 @@ impl LogSummary {
             self.final_force_n.unwrap_or_default()
         );
         s += &format!("  flags: {}\n", self.flag_counts);
+        for e in &self.events {
+            s += &format!(
+                "  event at tick {}: {} (force out {:.3} N)\n",
+                e.tick, e.what, e.force_out_n
+            );
+        }
+        if self.events_not_listed > 0 {
+            s += &format!("  ... and {} more events\n", self.events_not_listed);
+        }
         match (&self.end, &self.damage) {
             (_, Some(d)) => {
                 s += &format!(

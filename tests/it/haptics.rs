@@ -50,8 +50,14 @@ fn contact_force_is_felt_before_any_fault() {
         "expected a firm contact at tick {FAULT_AT}, got {f:?}"
     );
     assert!(f[1] > 0.0, "the tissue pushes the probe up: {f:?}");
-    // The hover phase before contact is force-free.
-    assert_eq!(mag(recs[100].force_out_in_world_n), 0.0);
+    // The hover phase before contact touches nothing; the hand feels only the coupled tool's
+    // 30 g of inertia as it starts to move.
+    assert_eq!(recs[100].contact_force_in_world_n, [0.0; 3]);
+    assert!(
+        mag(recs[100].force_out_in_world_n) < 0.02,
+        "{:?}",
+        recs[100]
+    );
     // What the log says went out is what the device got (the probe's frame is the world's).
     assert_eq!(recs[FAULT_AT as usize].force_out_in_world_n, f);
 }
@@ -241,11 +247,30 @@ fn emulated_woodenhaptics_faults_zero_the_current_within_a_tick() {
         short_report: Some(2_700..2_701),
         jump: Some(2_800..2_801),
         unplug_at: Some(2_900),
+        ..EmulatedFaults::default()
     };
-    let (mut core, monitor) = emulated_woodenhaptics_core(faults);
-    let mut records = Vec::new();
+    let (mut core, monitor, mut commands, _) = emulated_woodenhaptics_core(faults);
+    let mut records: Vec<TickRecord> = Vec::new();
     let mut currents = Vec::new();
-    for _ in 0..3_000 {
+    for t in 0..3_000 {
+        match t {
+            // The solver goes non-finite (a particle in contact with the tool turns NaN).
+            2_650 => {
+                let tool = nalgebra::Vector3::from(records[t - 1].tool_pos_in_world_m);
+                let tissue = core.tissue_mut();
+                let nearest = (0..tissue.positions_m.len())
+                    .min_by(|&a, &b| {
+                        let da = (tissue.positions_m[a] - tool).norm();
+                        let db = (tissue.positions_m[b] - tool).norm();
+                        da.total_cmp(&db)
+                    })
+                    .unwrap();
+                tissue.positions_m[nearest].x = f64::NAN;
+            }
+            2_750 => commands.push(Command::EmergencyStop).unwrap(),
+            2_760 => commands.push(Command::Resume).unwrap(),
+            _ => {}
+        }
         records.push(core.tick());
         currents.push(monitor.currents_ma());
     }
@@ -265,7 +290,16 @@ fn emulated_woodenhaptics_faults_zero_the_current_within_a_tick() {
     for (t, c) in currents.iter().enumerate().take(2_610).skip(stalled) {
         assert!(!nonzero(*c), "tick {t}: {c:?}");
     }
-    // Short report and jump: zero in that very tick.
+    // Solver fault, short report, e-stop and jump: zero in that very tick.
+    for t in [2_650usize, 2_700, 2_750, 2_800] {
+        assert!(!nonzero(currents[t]), "tick {t}: {:?}", currents[t]);
+    }
+    assert_ne!(records[2_650].flags & tick_flags::SOLVER_FAULT, 0);
+    assert_ne!(records[2_750].flags & tick_flags::EMERGENCY_STOP, 0);
+    assert!(
+        nonzero(currents[2_749]) && nonzero(currents[2_799]),
+        "force came back"
+    );
     for t in [2_700usize, 2_800] {
         assert_ne!(records[t].flags & tick_flags::DEVICE_FAULT, 0, "tick {t}");
         assert!(!nonzero(currents[t]), "tick {t}: {:?}", currents[t]);
@@ -276,6 +310,45 @@ fn emulated_woodenhaptics_faults_zero_the_current_within_a_tick() {
         assert_ne!(r.flags & tick_flags::DEVICE_FAULT, 0, "tick {t}");
         assert_eq!(r.force_out_in_world_n, [0.0; 3], "tick {t}");
     }
+    // The log says what happened, where, and that the force was zero.
+    let (events, _) = haptwin::session::log::safety_events(&records);
+    let faults: Vec<(u64, &str)> = events
+        .iter()
+        .filter(|e| !e.what.starts_with("clear"))
+        .map(|e| (e.tick, e.what.split(':').next().unwrap()))
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            (
+                stalled as u64,
+                "device stalled (no fresh input within the stall window)"
+            ),
+            (
+                2_650,
+                "tissue solver produced a non-finite state (rolled back)"
+            ),
+            (
+                2_700,
+                "device sent a bad report (garbage, wrong length or impossible jump)"
+            ),
+            (2_750, "emergency stop"),
+            (
+                2_800,
+                "device sent a bad report (garbage, wrong length or impossible jump)"
+            ),
+            (2_900, "device disconnected"),
+            // Gone, it sends nothing either.
+            (
+                2_905,
+                "device stalled (no fresh input within the stall window)"
+            ),
+        ],
+        "{events:#?}"
+    );
+    assert!(events
+        .iter()
+        .all(|e| e.what.starts_with("clear") || e.force_out_n == 0.0));
 }
 
 /// The WoodenHaptics path (codec, kinematics, in-process transport, emulator) allocates nothing
@@ -287,7 +360,7 @@ fn emulated_woodenhaptics_ticks_allocate_nothing() {
     let _g = crate::alloc_counter::EXCLUSIVE
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let (mut core, monitor) = emulated_woodenhaptics_core(EmulatedFaults::default());
+    let (mut core, monitor, _commands, _) = emulated_woodenhaptics_core(EmulatedFaults::default());
     core.tick();
     let (allocations, ()) = crate::alloc_counter::allocations_during(|| {
         for _ in 0..3_000 {
@@ -302,18 +375,183 @@ fn emulated_woodenhaptics_ticks_allocate_nothing() {
 /// a monitor of the currents it drives.
 fn emulated_woodenhaptics_core(
     faults: haptwin::haptics::woodenhaptics::EmulatedFaults,
-) -> (HapticCore, haptwin::haptics::woodenhaptics::CurrentMonitor) {
+) -> (
+    HapticCore,
+    haptwin::haptics::woodenhaptics::CurrentMonitor,
+    bus::QueueTx<Command>,
+    haptwin::haptics::arm::EmulatedZeroPort,
+) {
     use haptwin::demo::{emulated_woodenhaptics, woodenhaptics_to_world};
     let cfg = CoreConfig {
         device_to_world: woodenhaptics_to_world(),
         ..CoreConfig::default()
     };
     let tissue = phantom_block();
-    let (_cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (cmd_tx, cmd_rx) = bus::queue::<Command>(16);
     let (publisher, _sub) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
     let (device, monitor) = emulated_woodenhaptics(cfg.step.dt_s, faults);
+    let zero_port = device.transport().device().zero_port();
     (
         HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher),
         monitor,
+        cmd_tx,
+        zero_port,
     )
+}
+
+/// Presses a probe 3 mm (tool surface into the block's top face) into a block of `material`,
+/// fixed at its bottom, and holds it there; returns the forces written over the hold.
+fn press_and_hold(
+    material: haptwin::tissue::Material,
+    coupling: Option<haptwin::haptics::coupling::CouplingConfig>,
+) -> Vec<[f64; 3]> {
+    use haptwin::haptics::sim::Waypoint;
+    use haptwin::tissue::{TetMesh, Tissue};
+    use nalgebra::Vector3;
+    let cfg = CoreConfig {
+        coupling,
+        ..CoreConfig::default()
+    };
+    let min = Vector3::new(-0.04, -0.02, -0.04);
+    let mesh = TetMesh::block(min, Vector3::new(0.04, 0.0, 0.04), [8, 2, 8]);
+    let tissue = Tissue::new(&mesh, material, |p| p.y <= min.y + 1e-9);
+    let r = cfg.tool_radius_m;
+    let wp = |t_s, y| Waypoint {
+        t_s,
+        tip_in_device_m: [0.0, y, 0.0],
+    };
+    // Touch at 0.5 s, 3 mm in at 1.5 s, hold until 4 s.
+    let script = Script::new(vec![
+        wp(0.0, r + 0.01),
+        wp(0.5, r),
+        wp(1.5, r - 0.003),
+        wp(4.0, r - 0.003),
+        wp(4.5, r + 0.01),
+    ]);
+    let (_cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (publisher, _sub) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
+    let device = ScriptedProbe::new(script, cfg.step.dt_s);
+    let monitor = device.monitor();
+    let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
+    let mut hold = Vec::new();
+    for t in 0..4_000u64 {
+        core.tick();
+        if t >= 2_500 {
+            hold.push(monitor.last_force_n());
+        }
+    }
+    hold
+}
+
+/// The hand never feels what it presses stiffer than the coupling allows: 3 mm into a stiff
+/// (100 kPa) block, the bare contact force is several newtons, while through a 500 N/m
+/// coupling it is at most 500 N/m x 3 mm, and the hold is steady (no buzz).
+#[test]
+fn the_coupling_caps_the_stiffness_the_hand_feels_and_holds_steady() {
+    use haptwin::haptics::coupling::CouplingConfig;
+    use haptwin::tissue::Material;
+    let stiff = Material {
+        youngs_modulus_pa: 100_000.0,
+        poisson_ratio: 0.45,
+        density_kg_per_m3: 1060.0,
+    };
+    let bare = press_and_hold(stiff, None);
+    let coupled = press_and_hold(
+        stiff,
+        Some(CouplingConfig {
+            stiffness_n_per_m: 500.0,
+            ..CouplingConfig::default()
+        }),
+    );
+    let up = |v: &[[f64; 3]]| v.iter().map(|f| f[1]).collect::<Vec<f64>>();
+    let (bare, coupled) = (up(&bare), up(&coupled));
+    let bare_mean = bare.iter().sum::<f64>() / bare.len() as f64;
+    assert!(bare_mean > 3.0, "bare contact {bare_mean} N");
+    let (lo, hi) = coupled
+        .iter()
+        .fold((f64::MAX, f64::MIN), |a, &y| (a.0.min(y), a.1.max(y)));
+    assert!(
+        hi <= 500.0 * 0.003 + 1e-9,
+        "felt {hi} N through 500 N/m at 3 mm"
+    );
+    assert!(lo > 0.5, "the block still pushes back: {lo} N");
+    assert!(hi - lo < 0.01 * hi, "the hold buzzes: {lo}..{hi} N");
+}
+
+/// A haptic thread that hangs inside a device call cannot zero its own force: the watchdog
+/// does, through the device's second port, while the hang lasts.
+#[test]
+fn the_watchdog_zeroes_the_device_while_the_haptic_thread_hangs() {
+    use haptwin::haptics::haptic_loop::{self, LoopConfig};
+    use haptwin::haptics::watchdog::{Heartbeat, Watchdog, WatchdogConfig};
+    use haptwin::haptics::woodenhaptics::EmulatedFaults;
+    use std::time::Duration;
+
+    let faults = EmulatedFaults {
+        // Pressing into the phantom at report 2,600: the motors are pushing.
+        hang: Some((2_600, Duration::from_millis(400))),
+        ..EmulatedFaults::default()
+    };
+    let (core, monitor, _commands, zero_port) = emulated_woodenhaptics_core(faults);
+    let heartbeat = Heartbeat::new();
+    let dog = Watchdog::spawn(
+        heartbeat.clone(),
+        Box::new(zero_port),
+        WatchdogConfig {
+            timeout: Duration::from_millis(50),
+            ..WatchdogConfig::default()
+        },
+    )
+    .unwrap();
+    let (tx, _rx) = bus::queue::<TickRecord>(8);
+    let handle = haptic_loop::spawn(
+        core,
+        tx,
+        LoopConfig {
+            max_ticks: Some(2_800),
+            realtime_priority: None,
+            heartbeat: Some(heartbeat),
+            ..LoopConfig::default()
+        },
+    )
+    .unwrap();
+    // Watch the amplifiers from here, as a meter on the motor leads would.
+    let mut samples = Vec::new();
+    while !handle.is_finished() {
+        samples.push((monitor.outputs(), monitor.currents_ma()));
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let report = handle.join().unwrap();
+    let dog = dog.stop();
+    assert!(dog.trips >= 1, "{dog:?}");
+    assert_eq!(report.final_force_n, [0.0; 3]);
+    // The hang: the output count the haptic thread left standing longest.
+    let mut longest = (0u64, 0usize);
+    let mut run = (u64::MAX, 0usize);
+    for (outputs, _) in &samples {
+        run = if *outputs == run.0 {
+            (run.0, run.1 + 1)
+        } else {
+            (*outputs, 1)
+        };
+        if run.1 > longest.1 {
+            longest = run;
+        }
+    }
+    let during: Vec<[i32; 3]> = samples
+        .iter()
+        .filter(|(o, _)| *o == longest.0)
+        .map(|(_, c)| *c)
+        .collect();
+    let nonzero = |c: &[i32; 3]| c.iter().any(|&v| v != 0);
+    assert!(
+        nonzero(&during[0]),
+        "the motors were pushing when the thread hung: {:?}",
+        &during[..3]
+    );
+    assert!(
+        !nonzero(during.last().unwrap()),
+        "the watchdog must have zeroed them: {:?}",
+        during.last()
+    );
 }
