@@ -50,6 +50,32 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Calibrate a force-feedback arm: encoder offsets at its home pose, registration of its
+    /// workspace into the world by touching a fixture's points, and a force-scale check. Writes
+    /// `<device>.toml` and `<device>-registration.toml`.
+    Calibrate {
+        /// `woodenhaptics` or `polhem` (a real device over USB HID), or `emulated:woodenhaptics`
+        /// or `emulated:polhem` (an emulated arm with known faults, calibrated by a scripted
+        /// hand).
+        device: String,
+        /// The fixture's points in the world frame (default: the shipped phantom tray,
+        /// `calibration/registration/phantom-tray.toml`).
+        #[arg(long)]
+        fixture: Option<PathBuf>,
+        /// Folder for the results (default: `$XDG_CONFIG_HOME/haptwin/calibration`, or
+        /// `~/.config/haptwin/calibration`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Open this hidraw node instead of the first device with the profile's VID:PID.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// The calibration file to start from (default: the shipped one).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure performance (figures, not pass/fail).
     Bench {
         #[command(subcommand)]
@@ -212,6 +238,34 @@ fn run() -> anyhow::Result<ExitCode> {
                 None => Ok(ExitCode::SUCCESS),
             }
         }
+        Some(Cmd::Calibrate {
+            device,
+            fixture,
+            out,
+            path,
+            config,
+            json,
+        }) => {
+            use haptwin::haptics::calibrate;
+            let out_dir = match out {
+                Some(o) => o,
+                None => default_calibration_dir()?,
+            };
+            let opts = calibrate::CalibrateOptions {
+                device,
+                fixture,
+                out_dir,
+                path,
+                config,
+            };
+            let report = calibrate::run_command(&opts, haptwin::demo::woodenhaptics_to_world())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_calibration(&report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Cmd::Bench {
             what:
                 BenchCmd::Tissue {
@@ -301,6 +355,53 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         print_demo(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `haptwin calibrate` writes by default.
+fn default_calibration_dir() -> anyhow::Result<PathBuf> {
+    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => PathBuf::from(x),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(h) => PathBuf::from(h).join(".config"),
+            None => anyhow::bail!("neither XDG_CONFIG_HOME nor HOME is set: give --out DIR"),
+        },
+    };
+    Ok(base.join("haptwin").join("calibration"))
+}
+
+fn print_calibration(r: &haptwin::haptics::calibrate::CalibrateReport) {
+    let c = &r.result;
+    println!("haptwin calibrate {}:", c.device);
+    println!(
+        "  home pose: counts read {:?}; encoder offsets now {:?}",
+        c.home_counts_read, c.encoder_offset_counts
+    );
+    let reg = &c.registration;
+    println!(
+        "  registration: {} points, residual {:.3} mm RMS, {:.3} mm largest; device origin at \
+         ({:.4}, {:.4}, {:.4}) m in the world",
+        reg.points,
+        reg.residual_rms_m * 1e3,
+        reg.residual_max_m * 1e3,
+        reg.translation_m[0],
+        reg.translation_m[1],
+        reg.translation_m[2]
+    );
+    println!(
+        "  force check: gauge / command = {:.4}; torque constants scaled by it",
+        c.force_scale
+    );
+    if let Some(e) = &r.emulated_truth_error {
+        println!(
+            "  (emulated arm: {:.3} mm and {:.3} degrees from where it stands, force scale off \
+             by {:+.4})",
+            e.translation_m * 1e3,
+            e.rotation_deg,
+            e.force_scale
+        );
+    }
+    println!("  wrote {}", r.config_path.display());
+    println!("  wrote {}", r.registration_path.display());
 }
 
 fn print_demo(r: &DemoReport) {

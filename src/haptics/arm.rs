@@ -480,6 +480,16 @@ impl<T: HidTransport, P: ArmProtocol> ArmDevice<T, P> {
         &self.config
     }
 
+    /// Uses `config` from now on (after a calibration). The jump check starts over.
+    pub fn replace_config(&mut self, config: ArmConfig<P>) {
+        self.info.max_force_n = config.limits.max_force_n;
+        self.info.max_force_rate_n_per_s = config.limits.max_force_rate_n_per_s;
+        self.info.max_stiffness_n_per_m = config.limits.max_stiffness_n_per_m;
+        self.max_jump = max_jump_counts(&config);
+        self.config = config;
+        self.last = None;
+    }
+
     /// The newest input report decoded (raw counts, gimbal, buttons), if any arrived yet.
     pub fn last_input(&self) -> Option<ArmInput> {
         self.last

@@ -10,6 +10,8 @@
 //!   emulated arm speaking the same bytes, for any [`arm::ArmProtocol`].
 //! - [`woodenhaptics`]: the WoodenHaptics 1.5 firmware's report layout.
 //! - [`polhem`]: the Haptikfabriken Polhem firmware's report layout and set-encoders command.
+//! - [`calibrate`]: `haptwin calibrate`: home-pose encoder offsets, workspace registration by
+//!   touched points (least-squares rigid fit), force-scale check; versioned result files.
 //! - [`coupling`]: the virtual coupling (spring-damper) between the device and the tool,
 //!   clamped to the device's passivity bound.
 //! - [`safety`]: the force guard: clamp, rate limit, zero on any fault, stall or stop.
@@ -26,6 +28,7 @@
 //! thread. `tests/it/realtime.rs` proves the no-allocation rule over 10,000 ticks.
 
 pub mod arm;
+pub mod calibrate;
 pub mod coupling;
 pub mod device;
 pub mod haptic_loop;

@@ -53,7 +53,7 @@ fn put_words(words: &[i16], out: &mut [u8]) {
 
 impl ArmProtocol for PolhemProtocol {
     const PROFILE: &'static str = "polhem";
-    const NAME: &'static str = "Polhem";
+    const NAME: &'static str = "Haptikfabriken Polhem";
     const DEFAULT_CONFIG: &'static str = DEFAULT_CONFIG;
     const CONFIG_PATH: &'static str = "calibration/polhem.toml";
     const INPUT_LEN: usize = INPUT_LEN;

@@ -86,7 +86,7 @@ pub fn decode_output(bytes: &[u8]) -> Result<([i16; 3], u16), &'static str> {
 
 impl ArmProtocol for WoodenHapticsProtocol {
     const PROFILE: &'static str = "woodenhaptics";
-    const NAME: &'static str = "WoodenHaptics";
+    const NAME: &'static str = "WoodenHaptics 1.5";
     const DEFAULT_CONFIG: &'static str = DEFAULT_CONFIG;
     const CONFIG_PATH: &'static str = "calibration/woodenhaptics.toml";
     const INPUT_LEN: usize = INPUT_LEN;
@@ -157,7 +157,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("x.toml is not a WoodenHaptics calibration"),
+            err.starts_with("x.toml is not a WoodenHaptics 1.5 calibration"),
             "{err}"
         );
         let err = WoodenHapticsConfig::load(Path::new("/nonexistent/wh.toml"))

@@ -436,12 +436,27 @@ fn devices_lists_hid_and_profiles() {
 /// the WoodenHaptics byte protocol and kinematics; an unknown device is a usage error.
 #[test]
 fn demo_runs_on_the_emulated_woodenhaptics() {
+    demo_runs_on_an_emulated_arm("emulated:woodenhaptics", "WoodenHaptics 1.5 (emulated", 5.0);
+    let bad = haptwin()
+        .args(["demo", "--device", "falcon", "--no-render"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("emulated:woodenhaptics"));
+}
+
+#[test]
+fn demo_runs_on_the_emulated_polhem() {
+    demo_runs_on_an_emulated_arm("emulated:polhem", "Haptikfabriken Polhem (emulated", 6.0);
+}
+
+fn demo_runs_on_an_emulated_arm(device: &str, name: &str, max_force_n: f64) {
     let dir = tempfile::tempdir().unwrap();
     let out = haptwin()
         .args([
             "demo",
             "--device",
-            "emulated:woodenhaptics",
+            device,
             "--seconds",
             "2",
             "--no-render",
@@ -458,9 +473,11 @@ fn demo_runs_on_the_emulated_woodenhaptics() {
     assert_eq!(j["fault_ticks"], 0, "{j}");
     let peak = j["peak_force_n"].as_f64().unwrap();
     assert!(
-        peak > 0.5 && peak <= 5.0,
-        "peak {peak} N (the device's limit is 5 N)"
+        peak > 0.5 && peak <= max_force_n,
+        "peak {peak} N (the device's limit is {max_force_n} N)"
     );
+    let dog = &j["watchdog"];
+    assert!(dog["trips"].is_u64() && dog["zero_writes"].is_u64(), "{j}");
     let log = haptwin()
         .args(["log", "--json"])
         .arg(dir.path().join("session.htlog"))
@@ -468,15 +485,76 @@ fn demo_runs_on_the_emulated_woodenhaptics() {
         .unwrap();
     let l = json_of(&log);
     assert!(
-        l.to_string().contains("WoodenHaptics 1.5 (emulated"),
+        l.to_string().contains(name),
         "the log must name the device: {l}"
     );
-    let bad = haptwin()
-        .args(["demo", "--device", "falcon", "--no-render"])
+    assert_eq!(
+        l["events"],
+        serde_json::json!([]),
+        "a clean run has no safety events"
+    );
+}
+
+/// `haptwin calibrate` on the emulated arms finds what is wrong with them, writes files that
+/// load back, and refuses what it cannot do with the reason.
+#[test]
+fn calibrate_finds_how_the_emulated_arms_were_built() {
+    for (device, profile, offsets) in [
+        ("emulated:woodenhaptics", "woodenhaptics", [37, -52, 18]),
+        ("emulated:polhem", "polhem", [0, 0, 0]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = haptwin()
+            .args(["calibrate", device, "--json", "--out"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let j = json_of(&out);
+        let r = &j["result"];
+        assert_eq!(r["device"], profile);
+        assert_eq!(r["home_counts_read"], serde_json::json!([37, -52, 18]));
+        assert_eq!(r["encoder_offset_counts"], serde_json::json!(offsets));
+        let rms = r["registration"]["residual_rms_m"].as_f64().unwrap();
+        assert!(rms < 0.3e-3, "{rms}");
+        let e = &j["emulated_truth_error"];
+        assert!(e["translation_m"].as_f64().unwrap() < 0.5e-3, "{e}");
+        assert!(e["rotation_deg"].as_f64().unwrap() < 0.2, "{e}");
+        assert!(e["force_scale"].as_f64().unwrap().abs() < 0.02, "{e}");
+        let cal = std::fs::read_to_string(dir.path().join(format!("{profile}.toml"))).unwrap();
+        assert!(cal.contains(&format!("device = \"{profile}\"")));
+        assert!(dir
+            .path()
+            .join(format!("{profile}-registration.toml"))
+            .exists());
+    }
+    // A fixture of collinear points cannot register anything.
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = dir.path().join("line.toml");
+    std::fs::write(
+        &fixture,
+        "format_version = 1\ndescription = \"a ruler\"\n\
+         points_m = [[0.0, 0.0, 0.0], [0.01, 0.0, 0.0], [0.02, 0.0, 0.0]]\n",
+    )
+    .unwrap();
+    let out = haptwin()
+        .args(["calibrate", "emulated:woodenhaptics", "--fixture"])
+        .arg(&fixture)
+        .arg("--out")
+        .arg(dir.path())
         .output()
         .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("emulated:woodenhaptics"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("collinear"), "{err}");
+    // No device plugged in: says so, with the way to check.
+    let out = haptwin()
+        .args(["calibrate", "woodenhaptics", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("haptwin devices"), "{err}");
 }
 
 /// `haptwin bench haptic --json` runs the bare timer and the whole loop on the emulated
