@@ -19,6 +19,7 @@ use crate::haptics::arm::{ArmConfig, ArmDevice, ArmProtocol, EmulatedArm};
 use crate::haptics::device::HapticDevice;
 use crate::haptics::haptic_loop::{self, CoreConfig, HapticCore, LoopConfig, SceneSnapshot};
 use crate::haptics::polhem::PolhemProtocol;
+use crate::haptics::replay::ReplayDevice;
 use crate::haptics::rt::RealtimeStatus;
 use crate::haptics::sim::{Script, ScriptedProbe};
 use crate::haptics::transport::InProcessTransport;
@@ -63,7 +64,7 @@ pub struct DemoOptions {
 }
 
 /// The device the demo's palpation runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum DemoDevice {
     /// The simulated probe: the script is the tip position, in the world frame.
     #[default]
@@ -75,6 +76,9 @@ pub enum DemoDevice {
     /// An emulated Haptikfabriken Polhem, the same way through its own report layout
     /// (`calibration/polhem.toml`).
     EmulatedPolhem,
+    /// The device stream of a recorded session log, played back tick by tick (the run lasts
+    /// as long as the recording); every force written is checked against the recording.
+    Replay(PathBuf),
 }
 
 impl std::str::FromStr for DemoDevice {
@@ -84,10 +88,13 @@ impl std::str::FromStr for DemoDevice {
             "sim" | "simulated" => Ok(Self::Simulated),
             "emulated:woodenhaptics" => Ok(Self::EmulatedWoodenHaptics),
             "emulated:polhem" => Ok(Self::EmulatedPolhem),
-            other => Err(format!(
-                "unknown device {other:?}: use \"sim\", \"emulated:woodenhaptics\" or \
-                 \"emulated:polhem\""
-            )),
+            other => match other.strip_prefix("replay:") {
+                Some(path) if !path.is_empty() => Ok(Self::Replay(PathBuf::from(path))),
+                _ => Err(format!(
+                    "unknown device {other:?}: use \"sim\", \"emulated:woodenhaptics\", \
+                     \"emulated:polhem\" or \"replay:LOG\""
+                )),
+            },
         }
     }
 }
@@ -235,6 +242,19 @@ pub struct DemoReport {
     pub tissue: TissueSummary,
     /// What the haptic watchdog did (devices with a second path to their amplifiers).
     pub watchdog: Option<WatchdogReport>,
+    /// For a replay: how the forces written compared with the recording.
+    pub replay: Option<ReplaySummary>,
+}
+
+/// How a replay's forces compared with its recording.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReplaySummary {
+    /// Forces compared.
+    pub compared: u64,
+    /// Forces that differed in any bit.
+    pub mismatches: u64,
+    /// The first tick that differed.
+    pub first_mismatch_tick: Option<u64>,
 }
 
 /// The size of the simulated tissue.
@@ -270,6 +290,12 @@ pub enum DemoError {
     /// A thread panicked.
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    /// A log cannot be replayed.
+    #[error("cannot replay {path}: {source}")]
+    Replay {
+        path: PathBuf,
+        source: crate::haptics::replay::ReplayError,
+    },
 }
 
 /// The phantom used by the demo: a 10 x 3.75 x 10 cm block of liver-like tissue lying on a
@@ -318,7 +344,9 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     // The emulated arms get a watchdog on their second (zero) port, as real ones do on a
     // second hidraw handle; the simulated probe has no amplifiers to cut.
     let mut zero_port = None;
-    let device: Box<dyn HapticDevice> = match opts.device {
+    let mut replay = None;
+    let mut replay_ticks = None;
+    let device: Box<dyn HapticDevice> = match &opts.device {
         DemoDevice::Simulated => {
             Box::new(ScriptedProbe::new(Script::palpation(), core_cfg.step.dt_s))
         }
@@ -333,6 +361,19 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             let (device, _) =
                 emulated_arm::<PolhemProtocol>(core_cfg.step.dt_s, EmulatedFaults::default());
             zero_port = Some(device.transport().device().zero_port());
+            Box::new(device)
+        }
+        DemoDevice::Replay(path) => {
+            // Read whole before the new log is created (it may be the same file).
+            let log = session::SessionLog::open(path)?;
+            let device = ReplayDevice::from_log(&log).map_err(|e| DemoError::Replay {
+                path: path.clone(),
+                source: e,
+            })?;
+            replay = Some(device.verification());
+            replay_ticks = Some(device.len() as u64);
+            // The recording holds world-frame positions.
+            core_cfg.device_to_world = Isometry3::identity();
             Box::new(device)
         }
     };
@@ -418,7 +459,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     let log_path = opts.out_dir.join("session.htlog");
     let (recorder_ctl, recorder) = session::spawn_recorder(&log_path, &header, tel_rx)?;
 
-    let ticks = (opts.seconds * 1000.0).round().max(1.0) as u64;
+    let ticks = replay_ticks.unwrap_or((opts.seconds * 1000.0).round().max(1.0) as u64);
     let heartbeat = Heartbeat::new();
     let watchdog = match zero_port {
         Some(port) => Some(
@@ -529,5 +570,10 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         stop_reason: stop_reason.into(),
         tissue: tissue_summary,
         watchdog,
+        replay: replay.map(|r| ReplaySummary {
+            compared: r.compared(),
+            mismatches: r.mismatches(),
+            first_mismatch_tick: r.first_mismatch_tick(),
+        }),
     })
 }

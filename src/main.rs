@@ -161,7 +161,9 @@ struct DemoArgs {
     #[arg(long)]
     no_realtime: bool,
     /// The device: `sim` (the simulated probe), `emulated:woodenhaptics` or `emulated:polhem`
-    /// (an emulated WoodenHaptics 1.5 or Polhem speaking its HID byte protocol in-process).
+    /// (an emulated WoodenHaptics 1.5 or Polhem speaking its HID byte protocol in-process), or
+    /// `replay:LOG` (the device stream of a recorded session, played back; runs as long as the
+    /// recording and checks every force against it).
     #[arg(long, default_value = "sim")]
     device: haptwin::demo::DemoDevice,
 }
@@ -340,13 +342,21 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         height: args.height,
         validation: args.validation,
         realtime: !args.no_realtime,
-        device: args.device,
+        device: args.device.clone(),
     };
     if !args.json {
-        eprintln!(
-            "haptwin demo: {} s of palpation on the phantom block at 1 kHz (Ctrl-C stops cleanly)...",
-            args.seconds
-        );
+        match &args.device {
+            demo::DemoDevice::Replay(path) => eprintln!(
+                "haptwin demo: replaying the device stream of {} on the phantom block at 1 kHz \
+                 (Ctrl-C stops cleanly)...",
+                path.display()
+            ),
+            _ => eprintln!(
+                "haptwin demo: {} s of palpation on the phantom block at 1 kHz (Ctrl-C stops \
+                 cleanly)...",
+                args.seconds
+            ),
+        }
     }
     let report = demo::run_demo(&opts, interrupt).context("the demo failed")?;
     if args.json {
@@ -441,6 +451,18 @@ fn print_demo(r: &DemoReport) {
         ),
         RenderStatus::Skipped { reason } => println!("  frames: none ({reason})"),
         other => println!("  frames: {other:?}"),
+    }
+    if let Some(v) = &r.replay {
+        match v.first_mismatch_tick {
+            None => println!(
+                "  replay: all {} forces identical to the recording, bit for bit",
+                v.compared
+            ),
+            Some(t) => println!(
+                "  replay: {} of {} forces differ from the recording, the first at tick {t}",
+                v.mismatches, v.compared
+            ),
+        }
     }
     if let Some(w) = &r.watchdog {
         println!(

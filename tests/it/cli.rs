@@ -493,6 +493,23 @@ fn demo_runs_on_an_emulated_arm(device: &str, name: &str, max_force_n: f64) {
         serde_json::json!([]),
         "a clean run has no safety events"
     );
+    // Its device stream replays to the same forces, bit for bit.
+    let again = tempfile::tempdir().unwrap();
+    let out = haptwin()
+        .args(["demo", "--no-render", "--no-realtime", "--json", "--device"])
+        .arg(format!(
+            "replay:{}",
+            dir.path().join("session.htlog").display()
+        ))
+        .arg("--out")
+        .arg(again.path())
+        .output()
+        .unwrap();
+    let r = json_of(&out);
+    assert_eq!(r["ticks"], 2000);
+    assert_eq!(r["replay"]["compared"], 2000, "{r}");
+    assert_eq!(r["replay"]["mismatches"], 0, "{r}");
+    assert_eq!(r["peak_force_n"], j["peak_force_n"]);
 }
 
 /// `haptwin calibrate` on the emulated arms finds what is wrong with them, writes files that

@@ -555,3 +555,117 @@ fn the_watchdog_zeroes_the_device_while_the_haptic_thread_hangs() {
         during.last()
     );
 }
+
+/// Runs a core on `device` for `ticks`, returning its records.
+fn run_core(
+    device: Box<dyn haptwin::haptics::device::HapticDevice>,
+    tissue: haptwin::tissue::Tissue,
+    device_to_world: nalgebra::Isometry3<f64>,
+    ticks: u64,
+) -> Vec<TickRecord> {
+    let cfg = CoreConfig {
+        device_to_world,
+        ..CoreConfig::default()
+    };
+    let (_cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (publisher, _sub) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
+    let mut core = HapticCore::new(device, tissue, &cfg, cmd_rx, publisher);
+    (0..ticks).map(|_| core.tick()).collect()
+}
+
+/// A recorded device stream, faults included, replays through a fresh core to the same forces
+/// and tool path, bit for bit; on other tissue it does not, and the replay says where.
+#[test]
+fn a_recorded_device_stream_replays_bit_for_bit() {
+    use haptwin::demo::{emulated_woodenhaptics, woodenhaptics_to_world};
+    use haptwin::haptics::device::HapticDevice;
+    use haptwin::haptics::replay::ReplayDevice;
+    use haptwin::haptics::woodenhaptics::EmulatedFaults;
+    use nalgebra::Isometry3;
+
+    let (device, _) = emulated_woodenhaptics(
+        1e-3,
+        EmulatedFaults {
+            stall: Some(1_900..1_910),
+            short_report: Some(2_000..2_001),
+            jump: Some(2_100..2_101),
+            unplug_at: Some(2_900),
+            ..EmulatedFaults::default()
+        },
+    );
+    let info = device.info().clone();
+    let recorded = run_core(
+        Box::new(device),
+        phantom_block(),
+        woodenhaptics_to_world(),
+        3_000,
+    );
+    assert!(recorded.iter().any(|r| r.flags & tick_flags::STALLED != 0));
+    let bits = |v: [f64; 3]| v.map(f64::to_bits);
+
+    let replay = ReplayDevice::from_records(&recorded, info.clone()).unwrap();
+    let check = replay.verification();
+    let replayed = run_core(
+        Box::new(replay),
+        phantom_block(),
+        Isometry3::identity(),
+        3_000,
+    );
+    assert_eq!(check.compared(), 3_000);
+    assert_eq!(
+        check.mismatches(),
+        0,
+        "first at {:?}",
+        check.first_mismatch_tick()
+    );
+    for (a, b) in recorded.iter().zip(&replayed) {
+        assert_eq!(
+            bits(a.force_out_in_world_n),
+            bits(b.force_out_in_world_n),
+            "tick {}",
+            a.tick
+        );
+        assert_eq!(
+            bits(a.tool_pos_in_world_m),
+            bits(b.tool_pos_in_world_m),
+            "tick {}",
+            a.tick
+        );
+        assert_eq!(
+            a.flags & !tick_flags::OVERRUN,
+            b.flags & !tick_flags::OVERRUN,
+            "tick {}",
+            a.tick
+        );
+    }
+
+    // The same hand on stiffer tissue (which sags less, so it is touched a little sooner): the
+    // hover is the same, the forces part around the first contact.
+    let replay = ReplayDevice::from_records(&recorded, info).unwrap();
+    let check = replay.verification();
+    let min = nalgebra::Vector3::new(-0.05, -0.0375, -0.05);
+    let mesh =
+        haptwin::tissue::TetMesh::block(min, nalgebra::Vector3::new(0.05, 0.0, 0.05), [8, 3, 8]);
+    let stiffer = haptwin::tissue::Tissue::new(
+        &mesh,
+        haptwin::tissue::Material {
+            youngs_modulus_pa: 8_000.0,
+            ..haptwin::tissue::Material::LIVER
+        },
+        |p| p.y <= min.y + 1e-9,
+    );
+    run_core(Box::new(replay), stiffer, Isometry3::identity(), 3_000);
+    let first = check
+        .first_mismatch_tick()
+        .expect("different tissue, different forces");
+    let touch = recorded
+        .iter()
+        .find(|r| r.contact_force_in_world_n != [0.0; 3])
+        .unwrap()
+        .tick;
+    assert!(
+        first + 100 > touch && first < touch + 100,
+        "parted at {first}, the first contact was at {touch}"
+    );
+    assert!(check.mismatches() > 100);
+}
