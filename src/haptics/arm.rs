@@ -513,9 +513,12 @@ impl<T: HidTransport, P: ArmProtocol> ArmDevice<T, P> {
     fn send(&mut self, command: &ArmCommand) -> Result<(), DeviceError> {
         self.counter = self.counter.wrapping_add(1);
         let len = P::encode_output(command, self.counter, &mut self.out);
-        self.transport
-            .write_report(&self.out[..len])
-            .map_err(|e| transport_error(&self.name, e))
+        self.transport.write_report(&self.out[..len]).map_err(|e| {
+            if e == TransportError::Disconnected {
+                self.last = None;
+            }
+            transport_error(&self.name, e)
+        })
     }
 }
 
@@ -544,7 +547,14 @@ impl<T: HidTransport, P: ArmProtocol> HapticDevice for ArmDevice<T, P> {
             match self.transport.read_report(&mut self.buf) {
                 Ok(Some(n)) => newest = Some(P::decode_input(&self.buf[..n.min(MAX_REPORT)])),
                 Ok(None) => break,
-                Err(e) => return Err(transport_error(&self.name, e)),
+                Err(e) => {
+                    if e == TransportError::Disconnected {
+                        // A device plugged in again may count from elsewhere: no old pose
+                        // carries over.
+                        self.last = None;
+                    }
+                    return Err(transport_error(&self.name, e));
+                }
             }
         }
         let report = match newest {
@@ -725,6 +735,14 @@ impl<P: ArmProtocol> EmulatedArm<P> {
     /// arm switched on away from its home pose, as real quadrature encoders are).
     pub fn with_encoder_shift(mut self, shift: [i32; 3]) -> Self {
         self.count_shift = shift;
+        self
+    }
+
+    /// The same arm with its report counter (and its hand's script) starting at `report`: a
+    /// device plugged in again in the middle of a session.
+    pub fn starting_at_report(mut self, report: u64) -> Self {
+        self.reports = report;
+        self.last_output_report = report;
         self
     }
 

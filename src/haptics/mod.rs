@@ -3,6 +3,8 @@
 //! - [`device`]: the [`HapticDevice`](device::HapticDevice) trait every device implements
 //!   (simulated today; HID devices plug in behind the same trait).
 //! - [`sim`]: a simulated probe playing a scripted trajectory, with fault injection for tests.
+//! - [`reconnect`]: a transport that hands a vanished device to a helper thread, which opens it
+//!   again and hands it back, without the haptic thread ever waiting.
 //! - [`replay`]: a device that plays a recorded session's device stream back, and checks the
 //!   forces written against the recording bit for bit.
 //! - [`profiles`]: the HID devices known by VID:PID, and the udev rules that grant access.
@@ -36,6 +38,7 @@ pub mod device;
 pub mod haptic_loop;
 pub mod polhem;
 pub mod profiles;
+pub mod reconnect;
 pub mod replay;
 pub mod rt;
 pub mod safety;

@@ -669,3 +669,126 @@ fn a_recorded_device_stream_replays_bit_for_bit() {
     );
     assert!(check.mismatches() > 100);
 }
+
+/// A device that vanishes mid-press is handed to the reconnect helper; the force is zero while
+/// it is gone, and comes back once the helper has opened it again, the haptic thread never
+/// waiting for it.
+#[test]
+fn a_vanished_device_is_reopened_off_the_haptic_thread() {
+    use haptwin::demo::woodenhaptics_to_world;
+    use haptwin::haptics::arm::{EmulatedArm, EmulatedFaults};
+    use haptwin::haptics::reconnect::{Opener, ReconnectingTransport};
+    use haptwin::haptics::transport::InProcessTransport;
+    use haptwin::haptics::woodenhaptics::{
+        WoodenHaptics, WoodenHapticsConfig, WoodenHapticsProtocol,
+    };
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let config = WoodenHapticsConfig::default_design();
+    let to_device = woodenhaptics_to_world().inverse();
+    let script = Script::palpation().mapped(|p| {
+        to_device
+            .transform_point(&nalgebra::Point3::from(nalgebra::Vector3::from(p)))
+            .coords
+            .into()
+    });
+    // The device is back (enumerable) from this tick on.
+    const UNPLUG: u64 = 1_500;
+    const BACK: u64 = 1_650;
+    let now = Arc::new(AtomicU64::new(0));
+
+    #[derive(Debug)]
+    struct Replug {
+        config: WoodenHapticsConfig,
+        script: Script,
+        now: Arc<AtomicU64>,
+        tries: u64,
+    }
+    impl Opener for Replug {
+        type Transport = InProcessTransport<EmulatedArm<WoodenHapticsProtocol>>;
+        fn open(&mut self) -> Option<Self::Transport> {
+            self.tries += 1;
+            let t = self.now.load(Ordering::Acquire);
+            (t >= BACK).then(|| {
+                InProcessTransport::new(
+                    EmulatedArm::new(self.config.clone(), self.script.clone(), 1e-3)
+                        .starting_at_report(t),
+                )
+            })
+        }
+    }
+
+    let first = EmulatedArm::<WoodenHapticsProtocol>::new(config.clone(), script.clone(), 1e-3)
+        .with_faults(EmulatedFaults {
+            unplug_at: Some(UNPLUG),
+            ..EmulatedFaults::default()
+        });
+    let transport = ReconnectingTransport::new(
+        InProcessTransport::new(first),
+        Replug {
+            config: config.clone(),
+            script,
+            now: now.clone(),
+            tries: 0,
+        },
+    )
+    .unwrap();
+    let stats = transport.stats();
+    let device = WoodenHaptics::new(transport, config, "WoodenHaptics (reconnecting)");
+    let cfg = CoreConfig {
+        device_to_world: woodenhaptics_to_world(),
+        ..CoreConfig::default()
+    };
+    let tissue = phantom_block();
+    let (_cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+    let (publisher, _sub) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
+    let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
+    let _g = crate::alloc_counter::EXCLUSIVE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let mut records = Vec::with_capacity(10_000);
+    records.push(core.tick());
+    // Tick until the device has been back for half a second (at most 10 s of wall time),
+    // counting what the haptic thread allocates or frees meanwhile.
+    let mut back_at = None;
+    let (allocations, ()) = crate::alloc_counter::allocations_during(|| {
+        for t in 1..10_000u64 {
+            now.store(t, Ordering::Release);
+            let r = core.tick();
+            if back_at.is_none() && t > UNPLUG && r.flags & tick_flags::DEVICE_FAULT == 0 {
+                back_at = Some(t);
+            }
+            records.push(r);
+            if back_at.is_some_and(|b| t > b + 500) {
+                break;
+            }
+            if t >= UNPLUG {
+                // Give the helper thread time: about real time while the device is away.
+                std::thread::sleep(std::time::Duration::from_micros(500));
+            }
+        }
+    });
+    assert_eq!(allocations, 0, "the haptic side allocated or freed");
+    let back_at = back_at.expect("the device must come back");
+    assert!(back_at >= BACK, "back at {back_at}");
+    assert!(
+        mag(records[UNPLUG as usize - 1].force_out_in_world_n) > 0.2,
+        "pressing before"
+    );
+    for r in &records[UNPLUG as usize..back_at as usize] {
+        assert_ne!(r.flags & tick_flags::DEVICE_FAULT, 0, "tick {}", r.tick);
+        assert_eq!(r.force_out_in_world_n, [0.0; 3], "tick {}", r.tick);
+    }
+    assert_ne!(
+        records[UNPLUG as usize].flags & tick_flags::DEVICE_DISCONNECTED,
+        0
+    );
+    assert!(
+        mag(records.last().unwrap().force_out_in_world_n) > 0.2,
+        "pressing again after the reconnection: {:?}",
+        records.last()
+    );
+    assert_eq!(stats.disconnections(), 1);
+    assert_eq!(stats.reconnections(), 1);
+}
