@@ -23,7 +23,9 @@ use crate::haptics::replay::ReplayDevice;
 use crate::haptics::rt::RealtimeStatus;
 use crate::haptics::sim::{Script, ScriptedProbe};
 use crate::haptics::transport::InProcessTransport;
-use crate::haptics::watchdog::{Heartbeat, Watchdog, WatchdogConfig, WatchdogReport};
+use crate::haptics::watchdog::{
+    ArmZeroer, ForceZeroer, Heartbeat, Watchdog, WatchdogConfig, WatchdogReport,
+};
 use crate::haptics::woodenhaptics::{
     CurrentMonitor, EmulatedFaults, EmulatedWoodenHaptics, WoodenHaptics, WoodenHapticsProtocol,
 };
@@ -61,6 +63,10 @@ pub struct DemoOptions {
     pub realtime: bool,
     /// Which device plays the palpation.
     pub device: DemoDevice,
+    /// Where a real device's calibration and registration files are
+    /// (`<profile>.toml`, `<profile>-registration.toml`, as `haptwin calibrate` writes them);
+    /// missing files fall back to the shipped calibration and the demo's placement.
+    pub calibration_dir: Option<PathBuf>,
 }
 
 /// The device the demo's palpation runs on.
@@ -79,6 +85,10 @@ pub enum DemoDevice {
     /// The device stream of a recorded session log, played back tick by tick (the run lasts
     /// as long as the recording); every force written is checked against the recording.
     Replay(PathBuf),
+    /// A real WoodenHaptics 1.5 on USB HID (the hand moves it; no script).
+    WoodenHaptics,
+    /// A real Haptikfabriken Polhem on USB HID.
+    Polhem,
 }
 
 impl std::str::FromStr for DemoDevice {
@@ -88,11 +98,13 @@ impl std::str::FromStr for DemoDevice {
             "sim" | "simulated" => Ok(Self::Simulated),
             "emulated:woodenhaptics" => Ok(Self::EmulatedWoodenHaptics),
             "emulated:polhem" => Ok(Self::EmulatedPolhem),
+            "woodenhaptics" => Ok(Self::WoodenHaptics),
+            "polhem" => Ok(Self::Polhem),
             other => match other.strip_prefix("replay:") {
                 Some(path) if !path.is_empty() => Ok(Self::Replay(PathBuf::from(path))),
                 _ => Err(format!(
                     "unknown device {other:?}: use \"sim\", \"emulated:woodenhaptics\", \
-                     \"emulated:polhem\" or \"replay:LOG\""
+                     \"emulated:polhem\", \"woodenhaptics\", \"polhem\" or \"replay:LOG\""
                 )),
             },
         }
@@ -136,6 +148,77 @@ pub fn emulated_arm<P: ArmProtocol>(
     (device, monitor)
 }
 
+/// A real arm, opened for the demo.
+struct RealArm {
+    device: Box<dyn HapticDevice>,
+    device_to_world: Isometry3<f64>,
+    zeroer: Box<dyn ForceZeroer>,
+}
+
+/// Opens the first arm with `P`'s VID:PID over hidapi, with its calibration from `dir` (or the
+/// shipped one), behind a reconnecting transport, and a second handle for the watchdog.
+fn open_real_arm<P: ArmProtocol>(dir: Option<&Path>) -> Result<RealArm, DemoError> {
+    use crate::haptics::calibrate::Registration;
+    use crate::haptics::reconnect::{HidapiOpener, ReconnectingTransport};
+    use crate::haptics::transport::HidapiTransport;
+    let fail = |problem: String| DemoError::Device {
+        device: P::PROFILE,
+        problem,
+    };
+    let known = crate::haptics::profiles::KNOWN_DEVICES
+        .iter()
+        .find(|d| d.profile == P::PROFILE)
+        .ok_or_else(|| fail("no such profile".into()))?;
+    let config_path = dir.map(|d| d.join(format!("{}.toml", P::PROFILE)));
+    let config = match &config_path {
+        Some(p) if p.exists() => ArmConfig::<P>::load(p).map_err(|e| fail(e.to_string()))?,
+        _ => ArmConfig::<P>::default_design(),
+    };
+    let reg_path = dir.map(|d| d.join(format!("{}-registration.toml", P::PROFILE)));
+    let device_to_world = match &reg_path {
+        Some(p) if p.exists() => Registration::load(p, P::PROFILE)
+            .map_err(|e| fail(e.to_string()))?
+            .device_to_world(),
+        _ => woodenhaptics_to_world(),
+    };
+    let api = hidapi::HidApi::new().map_err(|e| fail(format!("cannot list HID devices: {e}")))?;
+    let info = api
+        .device_list()
+        .find(|d| d.vendor_id() == known.vendor_id && d.product_id() == known.product_id)
+        .ok_or_else(|| {
+            fail(format!(
+                "no {} ({:04x}:{:04x}) is plugged in (`haptwin devices` lists what is there)",
+                known.name, known.vendor_id, known.product_id
+            ))
+        })?;
+    let path = info.path().to_owned();
+    let open = |what: &str| {
+        HidapiTransport::open_path(&api, &path).map_err(|e| {
+            fail(format!(
+                "cannot open {} for {what}: {e} (`haptwin devices` checks access)",
+                path.to_string_lossy()
+            ))
+        })
+    };
+    let main = open("the haptic loop")?;
+    let second = open("the watchdog")?;
+    let transport = ReconnectingTransport::new(
+        main,
+        HidapiOpener {
+            vendor_id: known.vendor_id,
+            product_id: known.product_id,
+            path: Some(path.clone()),
+        },
+    )
+    .map_err(|e| fail(format!("cannot start the hid-reconnect thread: {e}")))?;
+    let name = format!("{} ({})", known.name, path.to_string_lossy());
+    Ok(RealArm {
+        device: Box::new(ArmDevice::new(transport, config, &name)),
+        device_to_world,
+        zeroer: Box::new(ArmZeroer::<_, P>::new(second)),
+    })
+}
+
 /// Where the emulated arms (WoodenHaptics, Polhem) stand: their frame (x forward, y left, z up, origin at the
 /// workspace centre) turned into the world's (y up, the user looking down -z), its workspace
 /// centre 2 cm above the phantom's top centre.
@@ -164,6 +247,7 @@ impl Default for DemoOptions {
             validation: false,
             realtime: true,
             device: DemoDevice::Simulated,
+            calibration_dir: None,
         }
     }
 }
@@ -290,6 +374,12 @@ pub enum DemoError {
     /// A thread panicked.
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    /// A real device could not be opened, or its calibration is invalid.
+    #[error("{device}: {problem}")]
+    Device {
+        device: &'static str,
+        problem: String,
+    },
     /// A log cannot be replayed.
     #[error("cannot replay {path}: {source}")]
     Replay {
@@ -345,6 +435,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     // second hidraw handle; the simulated probe has no amplifiers to cut.
     let mut zero_port = None;
     let mut replay = None;
+    let mut hid_zeroer: Option<Box<dyn ForceZeroer>> = None;
     let mut replay_ticks = None;
     let device: Box<dyn HapticDevice> = match &opts.device {
         DemoDevice::Simulated => {
@@ -375,6 +466,18 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             // The recording holds world-frame positions.
             core_cfg.device_to_world = Isometry3::identity();
             Box::new(device)
+        }
+        DemoDevice::WoodenHaptics => {
+            let real = open_real_arm::<WoodenHapticsProtocol>(opts.calibration_dir.as_deref())?;
+            core_cfg.device_to_world = real.device_to_world;
+            hid_zeroer = Some(real.zeroer);
+            real.device
+        }
+        DemoDevice::Polhem => {
+            let real = open_real_arm::<PolhemProtocol>(opts.calibration_dir.as_deref())?;
+            core_cfg.device_to_world = real.device_to_world;
+            hid_zeroer = Some(real.zeroer);
+            real.device
         }
     };
     let (mu, lambda) = Material::LIVER.lame();
@@ -461,9 +564,13 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
 
     let ticks = replay_ticks.unwrap_or((opts.seconds * 1000.0).round().max(1.0) as u64);
     let heartbeat = Heartbeat::new();
-    let watchdog = match zero_port {
-        Some(port) => Some(
-            Watchdog::spawn(heartbeat.clone(), Box::new(port), WatchdogConfig::default()).map_err(
+    let zeroer: Option<Box<dyn ForceZeroer>> = match zero_port {
+        Some(port) => Some(Box::new(port)),
+        None => hid_zeroer,
+    };
+    let watchdog = match zeroer {
+        Some(zeroer) => Some(
+            Watchdog::spawn(heartbeat.clone(), zeroer, WatchdogConfig::default()).map_err(
                 |source| DemoError::Thread {
                     thread: "haptic-watchdog",
                     source,

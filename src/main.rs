@@ -163,9 +163,14 @@ struct DemoArgs {
     /// The device: `sim` (the simulated probe), `emulated:woodenhaptics` or `emulated:polhem`
     /// (an emulated WoodenHaptics 1.5 or Polhem speaking its HID byte protocol in-process), or
     /// `replay:LOG` (the device stream of a recorded session, played back; runs as long as the
-    /// recording and checks every force against it).
+    /// recording and checks every force against it), or `woodenhaptics` / `polhem` (a real
+    /// device on USB HID, with its `haptwin calibrate` results).
     #[arg(long, default_value = "sim")]
     device: haptwin::demo::DemoDevice,
+    /// For a real device: the folder with its `haptwin calibrate` results (default: where
+    /// `haptwin calibrate` writes them; the shipped calibration when there are none).
+    #[arg(long)]
+    calibration: Option<PathBuf>,
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -343,6 +348,10 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         validation: args.validation,
         realtime: !args.no_realtime,
         device: args.device.clone(),
+        calibration_dir: match &args.calibration {
+            Some(d) => Some(d.clone()),
+            None => default_calibration_dir().ok(),
+        },
     };
     if !args.json {
         match &args.device {
@@ -350,6 +359,11 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 "haptwin demo: replaying the device stream of {} on the phantom block at 1 kHz \
                  (Ctrl-C stops cleanly)...",
                 path.display()
+            ),
+            demo::DemoDevice::WoodenHaptics | demo::DemoDevice::Polhem => eprintln!(
+                "haptwin demo: {} s on the phantom block at 1 kHz with the device in your hand: \
+                 move the stylus down onto the tissue (Ctrl-C stops cleanly)...",
+                args.seconds
             ),
             _ => eprintln!(
                 "haptwin demo: {} s of palpation on the phantom block at 1 kHz (Ctrl-C stops \
