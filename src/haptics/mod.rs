@@ -8,6 +8,10 @@
 //! - [`replay`]: a device that plays a recorded session's device stream back, and checks the
 //!   forces written against the recording bit for bit.
 //! - [`profiles`]: the HID devices known by VID:PID, and the udev rules that grant access.
+//! - [`descriptor`]: HID report descriptors: the parser, the report layout, and the
+//!   allocation-free field extractor.
+//! - [`generic`]: descriptor-driven generic HID devices: a TOML profile maps descriptor fields
+//!   to position, orientation, buttons and force (`calibration/generic/`).
 //! - [`transport`]: raw HID report I/O: `hidapi` for real devices, an in-process pair for
 //!   emulated ones.
 //! - [`arm`]: serial-link arms over HID: the calibration file, kinematics, the device, and an
@@ -34,7 +38,9 @@
 pub mod arm;
 pub mod calibrate;
 pub mod coupling;
+pub mod descriptor;
 pub mod device;
+pub mod generic;
 pub mod haptic_loop;
 pub mod polhem;
 pub mod profiles;

@@ -6,7 +6,10 @@
 mod alloc_counter;
 mod channels;
 mod cli;
+mod fuzz;
+mod generic_hid;
 mod haptics;
+mod hid_descriptors;
 mod realtime;
 mod render;
 mod session_log;
