@@ -89,6 +89,9 @@ pub enum DemoDevice {
     WoodenHaptics,
     /// A real Haptikfabriken Polhem on USB HID.
     Polhem,
+    /// A descriptor-driven generic HID device: a shipped profile's name
+    /// (`calibration/generic/NAME.toml`) or a profile file's path.
+    Generic(String),
 }
 
 impl std::str::FromStr for DemoDevice {
@@ -100,11 +103,15 @@ impl std::str::FromStr for DemoDevice {
             "emulated:polhem" => Ok(Self::EmulatedPolhem),
             "woodenhaptics" => Ok(Self::WoodenHaptics),
             "polhem" => Ok(Self::Polhem),
+            _ if s.starts_with("generic:") && s.len() > "generic:".len() => {
+                Ok(Self::Generic(s["generic:".len()..].to_string()))
+            }
             other => match other.strip_prefix("replay:") {
                 Some(path) if !path.is_empty() => Ok(Self::Replay(PathBuf::from(path))),
                 _ => Err(format!(
                     "unknown device {other:?}: use \"sim\", \"emulated:woodenhaptics\", \
-                     \"emulated:polhem\", \"woodenhaptics\", \"polhem\" or \"replay:LOG\""
+                     \"emulated:polhem\", \"woodenhaptics\", \"polhem\", \"generic:PROFILE\" or \
+                     \"replay:LOG\""
                 )),
             },
         }
@@ -146,6 +153,23 @@ pub fn emulated_arm<P: ArmProtocol>(
     let name = format!("{} (emulated, in-process HID transport)", P::NAME);
     let device = ArmDevice::new(InProcessTransport::new(emulator), config, &name);
     (device, monitor)
+}
+
+/// Opens a generic HID device by a shipped profile's name or a profile file's path.
+fn open_generic(which: &str) -> Result<Box<dyn HapticDevice>, DemoError> {
+    use crate::haptics::generic::{open_hidapi, GenericProfile};
+    let fail = |problem: String| DemoError::Device {
+        device: "generic",
+        problem,
+    };
+    let profile = match GenericProfile::shipped(which) {
+        Some(p) => p,
+        None => GenericProfile::load(Path::new(which)),
+    }
+    .map_err(|e| fail(e.to_string()))?;
+    let api = hidapi::HidApi::new().map_err(|e| fail(format!("cannot list HID devices: {e}")))?;
+    let (device, _) = open_hidapi(&api, &profile).map_err(|e| fail(e.to_string()))?;
+    Ok(Box::new(device))
 }
 
 /// A real arm, opened for the demo.
@@ -478,6 +502,10 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             core_cfg.device_to_world = real.device_to_world;
             hid_zeroer = Some(real.zeroer);
             real.device
+        }
+        DemoDevice::Generic(which) => {
+            core_cfg.device_to_world = woodenhaptics_to_world();
+            open_generic(which)?
         }
     };
     let (mu, lambda) = Material::LIVER.lame();

@@ -48,6 +48,9 @@ pub struct HidDevice {
     pub path: String,
     /// The haptwin profile that matches its VID:PID (`None`: not a known device).
     pub profile: Option<&'static str>,
+    /// Shipped generic profiles (`calibration/generic/`) with the same VID:PID, usable with
+    /// `haptwin demo --device generic:NAME`.
+    pub generic_profiles: Vec<&'static str>,
     /// Whether this user may open it for reading and writing.
     pub accessible: bool,
     /// How to grant access, when it is not accessible.
@@ -194,6 +197,7 @@ pub fn probe_hid() -> HidProbe {
                         product: d.product_string().map(str::to_string),
                         path,
                         profile: known.map(|k| k.profile),
+                        generic_profiles: generic_matches(d.vendor_id(), d.product_id()),
                         accessible,
                         fix,
                     }
@@ -304,4 +308,17 @@ pub fn run_doctor(timer: Duration) -> DoctorReport {
         realtime: probe_realtime(),
         timer: probe_timer(timer, loop_defaults.period_ns, loop_defaults.spin_ns, true),
     }
+}
+
+/// The shipped generic profiles whose VID:PID is this one.
+fn generic_matches(vendor_id: u16, product_id: u16) -> Vec<&'static str> {
+    crate::haptics::generic::SHIPPED_PROFILES
+        .iter()
+        .filter(|(name, _)| {
+            crate::haptics::generic::GenericProfile::shipped(name)
+                .and_then(Result::ok)
+                .is_some_and(|p| p.file.vendor_id == vendor_id && p.file.product_id == product_id)
+        })
+        .map(|(name, _)| *name)
+        .collect()
 }

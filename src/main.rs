@@ -360,7 +360,9 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                  (Ctrl-C stops cleanly)...",
                 path.display()
             ),
-            demo::DemoDevice::WoodenHaptics | demo::DemoDevice::Polhem => eprintln!(
+            demo::DemoDevice::WoodenHaptics
+            | demo::DemoDevice::Polhem
+            | demo::DemoDevice::Generic(_) => eprintln!(
                 "haptwin demo: {} s on the phantom block at 1 kHz with the device in your hand: \
                  move the stylus down onto the tissue (Ctrl-C stops cleanly)...",
                 args.seconds
@@ -508,6 +510,12 @@ fn print_devices(r: &doctor::DevicesReport) {
                 ", NOT accessible"
             }
         );
+        if !d.generic_profiles.is_empty() {
+            println!(
+                "    generic profiles with this id: {} (demo --device generic:NAME)",
+                d.generic_profiles.join(", ")
+            );
+        }
         if let Some(fix) = &d.fix {
             println!("    fix: {fix}");
         }
