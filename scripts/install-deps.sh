@@ -3,7 +3,11 @@
 #   - Mesa lavapipe (software Vulkan) from bookworm-backports: bookworm's own Mesa 22.3
 #     lavapipe draws every multiview view into layer 0, Mesa 25 does not;
 #   - the Khronos Vulkan loader and validation layers;
-#   - spirv-tools (spirv-val checks the SPIR-V that build.rs produces from shaders/).
+#   - spirv-tools (spirv-val checks the SPIR-V that build.rs produces from shaders/);
+#   - for the real-HID-path VM test (scripts/vm-hid-test.sh): qemu-system-x86 (software
+#     emulation only, without its recommends; from bookworm-backports, whose qemu-utils some
+#     images already carry and which breaks bookworm's own qemu-system-common), a static busybox
+#     and cpio for the VM's initramfs, and gcc with the static libc for the fake devices.
 # Building haptwin itself needs none of these: ash and openxr load their loaders at run time.
 # Idempotent; needs root (or sudo).
 set -euo pipefail
@@ -32,5 +36,8 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >/dev/null
 $SUDO apt-get install -y -qq libvulkan1 vulkan-validationlayers vulkan-tools spirv-tools >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends busybox-static cpio gcc libc6-dev binutils \
+    xz-utils >/dev/null
 
-echo "install-deps: lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers), validation layers $(dpkg-query -W -f='${Version}' vulkan-validationlayers)"
+echo "install-deps: lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers), validation layers $(dpkg-query -W -f='${Version}' vulkan-validationlayers), qemu $(dpkg-query -W -f='${Version}' qemu-system-x86)"

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine:
 #   1. installs what the tests need (Mesa lavapipe, Vulkan loader and validation layers,
-#      spirv-tools) with scripts/install-deps.sh when something is missing;
+#      spirv-tools, and qemu, a static busybox and cpio for the VM test) with
+#      scripts/install-deps.sh when something is missing;
 #   2. runs every test (unit, integration, doc) in release mode, as the haptic loop is meant to
-#      run, and prints the totals on the last line.
+#      run;
+#   3. runs the real-HID-path test in a small VM (scripts/vm-hid-test.sh), and prints the totals
+#      of both on the last line. The run fails if either fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ ! -f /usr/share/vulkan/icd.d/lvp_icd.json ] \
     || [ ! -f /usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json ] \
-    || ! command -v spirv-val >/dev/null; then
+    || ! command -v spirv-val >/dev/null \
+    || ! command -v qemu-system-x86_64 >/dev/null || ! command -v cpio >/dev/null \
+    || [ "$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null)" != "install ok installed" ]; then
     bash scripts/install-deps.sh
 fi
 
@@ -24,7 +29,10 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --release "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+bash scripts/vm-hid-test.sh 2>&1 | tee -a "$log"
+vm_status=${PIPESTATUS[0]}
 set -e
+if [ "$status" -eq 0 ]; then status=$vm_status; fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

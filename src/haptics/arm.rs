@@ -447,7 +447,15 @@ pub struct ArmDevice<T: HidTransport, P: ArmProtocol> {
     last: Option<ArmInput>,
     max_jump: [i32; 3],
     counter: u16,
+    /// Counts a set-encoders command asked for, until a report carries them (reports sent
+    /// before the device took the command still hold the old counts).
+    pending_counts: Option<[i16; 3]>,
+    /// Reports read while waiting for them.
+    pending_reports: u32,
 }
+
+/// Reports a set-encoders command may take to show before it counts as refused.
+pub const SET_ENCODERS_REPORTS: u32 = 200;
 
 impl<T: HidTransport, P: ArmProtocol> ArmDevice<T, P> {
     /// An arm with `config` on `transport`, named `name` in errors and reports.
@@ -467,6 +475,8 @@ impl<T: HidTransport, P: ArmProtocol> ArmDevice<T, P> {
             out: [0; MAX_REPORT],
             last: None,
             counter: 0,
+            pending_counts: None,
+            pending_reports: 0,
         }
     }
 
@@ -497,8 +507,10 @@ impl<T: HidTransport, P: ArmProtocol> ArmDevice<T, P> {
 
     /// Sets the device's encoder counters to `arm` (and the gimbal's to `gimbal`), with the
     /// motors off. Only firmwares that take the command (`P::SETS_ENCODERS`); the others are
-    /// calibrated through `encoder_offset_counts` in their file. The next reports carry the new
-    /// counts, so the jump check starts over.
+    /// calibrated through `encoder_offset_counts` in their file. Reports that left the device
+    /// before it took the command still carry the old counts: [`HapticDevice::read`] skips them
+    /// (`Ok(None)`) until one carries the new counts, and the jump check starts over from it;
+    /// after [`SET_ENCODERS_REPORTS`] reports without them the command counts as refused.
     pub fn set_encoders(&mut self, arm: [i16; 3], gimbal: [i16; 3]) -> Result<(), DeviceError> {
         if !P::SETS_ENCODERS {
             return Err(DeviceError::BadReport {
@@ -507,6 +519,8 @@ impl<T: HidTransport, P: ArmProtocol> ArmDevice<T, P> {
             });
         }
         self.last = None;
+        self.pending_counts = Some(arm);
+        self.pending_reports = 0;
         self.send(&ArmCommand::SetEncoders { arm, gimbal })
     }
 
@@ -567,6 +581,25 @@ impl<T: HidTransport, P: ArmProtocol> HapticDevice for ArmDevice<T, P> {
             }
             Some(Ok(r)) => r,
         };
+        if let Some(want) = self.pending_counts {
+            let near = (0..3).all(|i| {
+                (i32::from(report.counts[i]) - i32::from(want[i])).abs() <= self.max_jump[i]
+            });
+            if near {
+                self.pending_counts = None;
+            } else {
+                self.pending_reports += 1;
+                if self.pending_reports > SET_ENCODERS_REPORTS {
+                    self.pending_counts = None;
+                    return Err(DeviceError::BadReport {
+                        device: self.name.clone(),
+                        what: "the device did not take the set-encoders command",
+                    });
+                }
+                // Sent before the device took the command: stale.
+                return Ok(None);
+            }
+        }
         if let Some(last) = self.last {
             let jumped = (0..3).any(|i| {
                 (i32::from(report.counts[i]) - i32::from(last.counts[i])).abs() > self.max_jump[i]

@@ -221,6 +221,77 @@ mod tests {
         );
     }
 
+    /// A device that keeps sending its old counts for a few reports after the command, as a
+    /// real one does (they were on their way), then the new ones.
+    #[derive(Debug)]
+    struct Late {
+        counts: [i16; 3],
+        new_counts: Option<[i16; 3]>,
+        late_reports: u32,
+        fresh: bool,
+    }
+
+    impl crate::haptics::transport::EmulatedDevice for Late {
+        fn next_report(
+            &mut self,
+            buf: &mut [u8; MAX_REPORT],
+        ) -> Result<Option<usize>, crate::haptics::transport::TransportError> {
+            self.fresh = !self.fresh;
+            if !self.fresh {
+                return Ok(None);
+            }
+            if let Some(n) = self.new_counts {
+                if self.late_reports == 0 {
+                    self.counts = n;
+                } else {
+                    self.late_reports -= 1;
+                }
+            }
+            let input = ArmInput {
+                counts: self.counts,
+                ..ArmInput::default()
+            };
+            Ok(Some(PolhemProtocol::encode_input(&input, buf)))
+        }
+
+        fn take_output(
+            &mut self,
+            report: &[u8],
+        ) -> Result<(), crate::haptics::transport::TransportError> {
+            if let Ok((ArmCommand::SetEncoders { arm, .. }, _)) =
+                PolhemProtocol::decode_output(report)
+            {
+                self.new_counts = Some(arm);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn reports_sent_before_the_set_encoders_command_took_are_skipped() {
+        let late = Late {
+            counts: [150, -250, 350],
+            new_counts: None,
+            late_reports: 3,
+            fresh: false,
+        };
+        let mut dev = Polhem::new(
+            InProcessTransport::new(late),
+            PolhemConfig::default_design(),
+            "late Polhem",
+        );
+        assert!(dev.read(0).unwrap().is_some());
+        dev.set_encoders([1200, -900, 600], [0; 3]).unwrap();
+        for tick in 1..=3 {
+            assert_eq!(dev.read(tick), Ok(None), "tick {tick}: a stale report");
+        }
+        assert!(dev.read(4).unwrap().is_some());
+        assert_eq!(dev.last_input().unwrap().counts, [1200, -900, 600]);
+        for tick in 5..20 {
+            assert!(dev.read(tick).unwrap().is_some(), "tick {tick}");
+        }
+    }
+
     #[test]
     fn a_woodenhaptics_cannot_be_told_to_set_its_encoders() {
         use crate::haptics::woodenhaptics::{

@@ -66,6 +66,8 @@ impl HidapiTransport {
     }
 }
 
+/// A failed write: hidraw refuses writes to a removed device with `ENODEV`; a USB host
+/// controller reports an unplugged device as `EPIPE` or `ESHUTDOWN`.
 fn io_error(e: &hidapi::HidError) -> TransportError {
     match e {
         hidapi::HidError::IoError { error } => match error.raw_os_error() {
@@ -79,12 +81,27 @@ fn io_error(e: &hidapi::HidError) -> TransportError {
     }
 }
 
+/// A failed read. Once a hidraw device is removed, `poll` on it reports `POLLHUP | POLLERR`,
+/// which `hidapi`'s Linux backend returns as a `HidApiError` (with a message, no errno: in a
+/// non-blocking read that is its only non-I/O error; seen under uhid, `tests/it/hid_vm.rs`). A
+/// `read` that gets past the poll returns `EIO`, which hidraw's read returns only for a removed
+/// device. Both mean the device is gone.
+fn read_error(e: &hidapi::HidError) -> TransportError {
+    match e {
+        hidapi::HidError::HidApiError { .. } => TransportError::Disconnected,
+        hidapi::HidError::IoError { error } if error.raw_os_error() == Some(libc::EIO) => {
+            TransportError::Disconnected
+        }
+        other => io_error(other),
+    }
+}
+
 impl HidTransport for HidapiTransport {
     fn read_report(&mut self, buf: &mut [u8; MAX_REPORT]) -> Result<Option<usize>, TransportError> {
         match self.device.read(buf) {
             Ok(0) => Ok(None),
             Ok(n) => Ok(Some(n)),
-            Err(e) => Err(io_error(&e)),
+            Err(e) => Err(read_error(&e)),
         }
     }
 

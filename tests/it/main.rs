@@ -10,6 +10,7 @@ mod fuzz;
 mod generic_hid;
 mod haptics;
 mod hid_descriptors;
+mod hid_vm;
 mod realtime;
 mod render;
 mod session_log;
