@@ -24,3 +24,4 @@ pub mod render_loop;
 pub mod session;
 pub mod stats;
 pub mod tissue;
+pub mod twin;
