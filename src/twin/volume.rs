@@ -75,7 +75,7 @@ impl Grid {
         }
         let d = self.direction_matrix();
         let err = (d.transpose() * d - Matrix3::identity()).abs().max();
-        if !(err < 1e-4) {
+        if err.is_nan() || err >= 1e-4 {
             return Err(VolumeError::Direction(self.direction));
         }
         Ok(())
