@@ -3,8 +3,18 @@
 //!
 //! - [`volume`]: voxel grids in the patient frame (LPS, metres), scalar and label volumes.
 //! - [`labels`]: the tissue labels and their default materials.
+//! - [`phantom`]: the built-in phantom: a liver-like organ with a tumour and a vessel.
+//! - [`tets`]: the lattice tet mesh sized for the haptic rate, with its quality report.
+//! - [`materials`]: materials per label, and their TOML override file.
+//! - [`format`]: the `.twin` file (versioned, checksummed).
+//! - [`build`]: labels to twin (tets, materials, embedded surface), and a twin to tissue.
 //! - [`provenance`]: where an imported volume came from, without who it came from.
 
+pub mod build;
+pub mod format;
 pub mod labels;
+pub mod materials;
+pub mod phantom;
 pub mod provenance;
+pub mod tets;
 pub mod volume;
