@@ -63,10 +63,89 @@ pub struct DemoOptions {
     pub realtime: bool,
     /// Which device plays the palpation.
     pub device: DemoDevice,
+    /// The tissue it runs on.
+    pub case: DemoCase,
+    /// Tet budget of the phantom twin.
+    pub tets: usize,
     /// Where a real device's calibration and registration files are
     /// (`<profile>.toml`, `<profile>-registration.toml`, as `haptwin calibrate` writes them);
     /// missing files fall back to the shipped calibration and the demo's placement.
     pub calibration_dir: Option<PathBuf>,
+}
+
+/// The tissue the demo runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DemoCase {
+    /// The built-in phantom twin: a liver-like organ with a stiffer tumour and a vessel,
+    /// meshed to the demo's tet budget.
+    #[default]
+    Phantom,
+    /// The 10 x 3.75 x 10 cm block of liver-like tissue ([`phantom_block`]).
+    Block,
+    /// A twin file (`haptwin twin build` or `haptwin twin phantom` writes them).
+    File(PathBuf),
+}
+
+impl std::str::FromStr for DemoCase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "phantom" => Ok(Self::Phantom),
+            "block" => Ok(Self::Block),
+            _ if s.ends_with(".twin") => Ok(Self::File(PathBuf::from(s))),
+            other => Err(format!(
+                "unknown case {other:?}: use \"phantom\", \"block\" or a .twin file"
+            )),
+        }
+    }
+}
+
+/// Tets of the demo's phantom twin: what one core steps well inside a 1 ms tick.
+pub const DEMO_TETS: usize = 4_000;
+
+/// Voxel size the demo samples the phantom at, metres.
+pub const DEMO_PHANTOM_VOXEL_M: f64 = 2e-3;
+
+/// The tissue of a demo case in the world frame, its case id, and its materials (for the log).
+pub fn case_tissue(
+    case: &DemoCase,
+    tets: usize,
+) -> Result<(Tissue, String, serde_json::Value), DemoError> {
+    use crate::twin::{build, format::Twin, tets::TetOptions};
+    let twin = match case {
+        DemoCase::Block => {
+            let m = Material::LIVER;
+            return Ok((
+                phantom_block(),
+                "phantom-block".into(),
+                serde_json::json!([{
+                    "label": 1,
+                    "youngs_modulus_pa": m.youngs_modulus_pa,
+                    "poisson_ratio": m.poisson_ratio,
+                    "density_kg_per_m3": m.density_kg_per_m3,
+                }]),
+            ));
+        }
+        DemoCase::Phantom => build::phantom_twin(
+            DEMO_PHANTOM_VOXEL_M,
+            &TetOptions {
+                target_tets: tets,
+                ..TetOptions::default()
+            },
+        )
+        .map_err(|e| DemoError::Case {
+            case: "phantom".into(),
+            problem: e.to_string(),
+        })?,
+        DemoCase::File(path) => Twin::load(path).map_err(|e| DemoError::Case {
+            case: path.display().to_string(),
+            problem: e.to_string(),
+        })?,
+    };
+    let to_world = build::patient_to_world(&twin);
+    let tissue = build::to_tissue(&twin, &to_world);
+    let materials = serde_json::to_value(&twin.header.materials).unwrap_or_default();
+    Ok((tissue, twin.header.provenance.case_id.clone(), materials))
 }
 
 /// The device the demo's palpation runs on.
@@ -271,6 +350,8 @@ impl Default for DemoOptions {
             validation: false,
             realtime: true,
             device: DemoDevice::Simulated,
+            case: DemoCase::Phantom,
+            tets: DEMO_TETS,
             calibration_dir: None,
         }
     }
@@ -404,6 +485,9 @@ pub enum DemoError {
         device: &'static str,
         problem: String,
     },
+    /// The case could not be made or loaded.
+    #[error("case {case}: {problem}")]
+    Case { case: String, problem: String },
     /// A log cannot be replayed.
     #[error("cannot replay {path}: {source}")]
     Replay {
@@ -449,7 +533,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     }
 
     let mut core_cfg = CoreConfig::default();
-    let tissue = phantom_block();
+    let (tissue, case_id, materials) = case_tissue(&opts.case, opts.tets)?;
     let tissue_summary = TissueSummary {
         particles: tissue.particle_count(),
         tets: tissue.tet_count(),
@@ -508,22 +592,16 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             open_generic(which)?
         }
     };
-    let (mu, lambda) = Material::LIVER.lame();
     let header = LogHeader {
         software_version: env!("CARGO_PKG_VERSION").into(),
         scenario: "demo-palpation".into(),
-        case_id: "phantom-block".into(),
+        case_id,
         device: device.info().name.clone(),
         dt_s: core_cfg.step.dt_s,
         tissue: serde_json::json!({
             "particles": tissue_summary.particles,
             "tets": tissue_summary.tets,
-            "youngs_modulus_pa": Material::LIVER.youngs_modulus_pa,
-            "poisson_ratio": Material::LIVER.poisson_ratio,
-            "density_kg_per_m3": Material::LIVER.density_kg_per_m3,
-            "mu_pa": mu,
-            "lambda_pa": lambda,
-            "lambda_stable_neo_hookean_pa": Material::LIVER.stable_neo_hookean_lambda(),
+            "materials": materials,
             "substeps": core_cfg.step.substeps,
         }),
         tool_radius_m: core_cfg.tool_radius_m,

@@ -76,6 +76,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Digital twins: build one from imaging, look inside one, export its surface.
+    Twin {
+        #[command(subcommand)]
+        what: TwinCmd,
+    },
     /// Measure performance (figures, not pass/fail).
     Bench {
         #[command(subcommand)]
@@ -88,6 +93,45 @@ enum Cmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TwinCmd {
+    /// Write the built-in phantom (a liver-like organ with a stiffer tumour and a vessel) as a
+    /// twin.
+    Phantom {
+        /// The twin file to write.
+        #[arg(short, long, default_value = "phantom.twin")]
+        output: PathBuf,
+        /// Tets to aim for.
+        #[arg(long, default_value_t = haptwin::twin::tets::DEFAULT_TET_BUDGET)]
+        tets: usize,
+        /// Voxel size the phantom is sampled at, millimetres.
+        #[arg(long, default_value_t = 1.0)]
+        voxel_mm: f64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe a twin: provenance (no identity), grid, mesh quality, materials, surface.
+    Info {
+        /// The `.twin` file.
+        path: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a twin's surface for Blender or 3D Slicer.
+    Export {
+        /// The `.twin` file.
+        path: PathBuf,
+        /// `obj` or `stl` (millimetres, patient LPS) or `glb` (metres, world frame, y up).
+        #[arg(long)]
+        format: haptwin::twin::export::ExportFormat,
+        /// The file to write.
+        #[arg(short, long)]
+        output: PathBuf,
     },
 }
 
@@ -128,7 +172,7 @@ enum BenchCmd {
     },
 }
 
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Debug)]
 struct DemoArgs {
     /// Simulated seconds (1000 haptic ticks each).
     #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
@@ -167,6 +211,13 @@ struct DemoArgs {
     /// device on USB HID, with its `haptwin calibrate` results).
     #[arg(long, default_value = "sim")]
     device: haptwin::demo::DemoDevice,
+    /// The tissue: `phantom` (the built-in phantom twin: a liver-like organ with a stiffer
+    /// tumour and a vessel), `block` (a 10 cm block of liver-like tissue), or a `.twin` file.
+    #[arg(long, default_value = "phantom")]
+    case: haptwin::demo::DemoCase,
+    /// Tets of the phantom twin (the tick must fit in 1 ms: about 4,000 on one core here).
+    #[arg(long, default_value_t = haptwin::demo::DEMO_TETS)]
+    tets: usize,
     /// For a real device: the folder with its `haptwin calibrate` results (default: where
     /// `haptwin calibrate` writes them; the shipped calibration when there are none).
     #[arg(long)]
@@ -210,15 +261,11 @@ fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         None => {
-            let args = DemoArgs {
-                seconds: 5.0,
-                out: PathBuf::from("out/demo"),
-                fps: 10.0,
-                width: 640,
-                height: 480,
-                ..DemoArgs::default()
-            };
-            run_demo_cmd(&args)
+            // Exactly `haptwin demo` with its defaults.
+            match Cli::parse_from(["haptwin", "demo"]).command {
+                Some(Cmd::Demo(args)) => run_demo_cmd(&args),
+                _ => unreachable!("`haptwin demo` parses as the demo"),
+            }
         }
         Some(Cmd::Demo(args)) => run_demo_cmd(&args),
         Some(Cmd::Doctor {
@@ -273,6 +320,7 @@ fn run() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Cmd::Twin { what }) => run_twin(what),
         Some(Cmd::Bench {
             what:
                 BenchCmd::Tissue {
@@ -348,6 +396,8 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         validation: args.validation,
         realtime: !args.no_realtime,
         device: args.device.clone(),
+        case: args.case.clone(),
+        tets: args.tets,
         calibration_dir: match &args.calibration {
             Some(d) => Some(d.clone()),
             None => default_calibration_dir().ok(),
@@ -368,7 +418,7 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 args.seconds
             ),
             _ => eprintln!(
-                "haptwin demo: {} s of palpation on the phantom block at 1 kHz (Ctrl-C stops \
+                "haptwin demo: {} s of palpation on the phantom at 1 kHz (Ctrl-C stops \
                  cleanly)...",
                 args.seconds
             ),
@@ -381,6 +431,140 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         print_demo(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_twin(what: TwinCmd) -> anyhow::Result<ExitCode> {
+    use haptwin::twin::{build, export, format::Twin, tets::TetOptions};
+    match what {
+        TwinCmd::Phantom {
+            output,
+            tets,
+            voxel_mm,
+            json,
+        } => {
+            let t0 = std::time::Instant::now();
+            let twin = build::phantom_twin(
+                voxel_mm * 1e-3,
+                &TetOptions {
+                    target_tets: tets,
+                    ..TetOptions::default()
+                },
+            )
+            .context("cannot build the phantom")?;
+            twin.save(&output)?;
+            let seconds = t0.elapsed().as_secs_f64();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "output": output,
+                        "seconds": seconds,
+                        "header": twin.header,
+                    }))?
+                );
+            } else {
+                println!(
+                    "haptwin twin phantom: {} ({} tets, {} particles, {:.1} mm cells) in {:.2} s",
+                    output.display(),
+                    twin.header.tets,
+                    twin.header.particles,
+                    twin.header.quality.cell_m * 1e3,
+                    seconds
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TwinCmd::Info { path, json } => {
+            let t0 = std::time::Instant::now();
+            let twin = Twin::load(&path)?;
+            let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "path": path,
+                        "file_bytes": bytes,
+                        "load_ms": load_ms,
+                        "header": twin.header,
+                    }))?
+                );
+            } else {
+                print_twin_info(&path, &twin, bytes, load_ms);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TwinCmd::Export {
+            path,
+            format,
+            output,
+        } => {
+            let twin = Twin::load(&path)?;
+            export::export(&twin, format, &output)?;
+            println!("haptwin twin export: wrote {}", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_twin_info(
+    path: &std::path::Path,
+    twin: &haptwin::twin::format::Twin,
+    bytes: u64,
+    load_ms: f64,
+) {
+    let h = &twin.header;
+    let p = &h.provenance;
+    let g = &p.grid;
+    println!(
+        "{}: case {} ({} bytes, loaded in {:.1} ms)",
+        path.display(),
+        p.case_id,
+        bytes,
+        load_ms
+    );
+    println!(
+        "  source: {} {} ({} files{}), grid {} x {} x {} at {:.3} x {:.3} x {:.3} mm, intensities in {}",
+        p.source_format,
+        p.modality,
+        p.files,
+        p.transfer_syntax
+            .as_deref()
+            .map_or(String::new(), |t| format!(", {t}")),
+        g.dims[0],
+        g.dims[1],
+        g.dims[2],
+        g.spacing_m[0] * 1e3,
+        g.spacing_m[1] * 1e3,
+        g.spacing_m[2] * 1e3,
+        p.intensity_unit
+    );
+    println!(
+        "  de-identification: {} ({} elements changed)",
+        p.deidentification.method, p.deidentification.elements_changed
+    );
+    let q = &h.quality;
+    println!(
+        "  mesh: {} tets, {} particles, {:.2} mm cells, {} inverted, dihedral angles {:.1} to {:.1} degrees",
+        q.tets, q.particles, q.cell_m * 1e3, q.inverted, q.min_dihedral_deg, q.max_dihedral_deg
+    );
+    for m in &h.materials {
+        let name = haptwin::twin::labels::Label::from_u8(m.label).map_or("?", |l| l.name());
+        println!(
+            "  {name}: E {:.0} Pa, nu {:.2}, {:.0} kg/m^3, {:.1} ml meshed",
+            m.youngs_modulus_pa,
+            m.poisson_ratio,
+            m.density_kg_per_m3,
+            q.volume_m3_by_label
+                .iter()
+                .find(|(l, _)| *l == m.label)
+                .map_or(0.0, |(_, v)| v * 1e6)
+        );
+    }
+    println!(
+        "  surface: {} vertices, {} triangles; written by haptwin {}",
+        h.surface_vertices, h.surface_triangles, h.software_version
+    );
 }
 
 /// Where `haptwin calibrate` writes by default.

@@ -155,6 +155,40 @@ pub enum BuildError {
     /// The materials file was refused.
     #[error(transparent)]
     Materials(#[from] materials::MaterialsError),
+    /// A volume was malformed.
+    #[error(transparent)]
+    Volume(#[from] super::volume::VolumeError),
+}
+
+/// The provenance of the built-in phantom (synthetic: no patient).
+pub fn phantom_provenance(grid: &super::volume::Grid) -> Provenance {
+    Provenance {
+        case_id: "phantom".into(),
+        source_format: "phantom".into(),
+        modality: "CT".into(),
+        transfer_syntax: None,
+        files: 0,
+        grid: grid.clone(),
+        intensity_unit: "HU".into(),
+        deidentification: super::provenance::Deidentification {
+            method: "synthetic: no patient data".into(),
+            codes: vec![],
+            elements_changed: 0,
+        },
+        software_version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+/// The built-in phantom as a twin, sampled at `voxel_m` and meshed to `tet_options`.
+pub fn phantom_twin(voxel_m: f64, tet_options: &TetOptions) -> Result<Twin, BuildError> {
+    let (_, labels) = super::phantom::phantom(voxel_m)?;
+    from_labels(
+        &labels,
+        phantom_provenance(&labels.grid),
+        None,
+        tet_options,
+        None,
+    )
 }
 
 /// Where a twin lies in the simulator's world (+y up, the tissue's top at y = 0, centred over

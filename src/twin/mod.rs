@@ -8,9 +8,11 @@
 //! - [`materials`]: materials per label, and their TOML override file.
 //! - [`format`]: the `.twin` file (versioned, checksummed).
 //! - [`build`]: labels to twin (tets, materials, embedded surface), and a twin to tissue.
+//! - [`export`]: the surface as OBJ, STL or GLB, for Blender or 3D Slicer.
 //! - [`provenance`]: where an imported volume came from, without who it came from.
 
 pub mod build;
+pub mod export;
 pub mod format;
 pub mod labels;
 pub mod materials;

@@ -4,10 +4,10 @@
 //!
 //! Shape (patient frame, LPS, metres, centred on the origin): the organ is the smooth union of
 //! a large flattened ellipsoid (the right lobe) and a smaller one reaching to the patient's
-//! left (the left lobe), cut flat underneath where it lies on the table, with a gentle bump
-//! pattern on its top so it is not a textbook shape. The tumour is a 14 mm sphere in the right
-//! lobe, 17 mm under the top surface; the vessel is a 4 mm-radius tube curving through the
-//! organ beside the tumour. HU: air -1000, table/background fat -100, parenchyma 60, tumour 35
+//! left (the left lobe), cut flat underneath where it lies on the table (4 cm thick, about
+//! 18 x 12 cm, half a litre), with a gentle relief on its top so it is not a textbook shape.
+//! The tumour is an 11 mm-radius sphere in the right lobe, its top about 9 mm under the
+//! surface; the vessel is a 4 mm-radius tube curving through the organ beside the tumour. HU: air -1000, table/background fat -100, parenchyma 60, tumour 35
 //! (hypodense, as many liver lesions on contrast CT), vessel 250 (contrast-filled).
 //!
 //! Contract: [`phantom`] allocates the two volumes and nothing else; a voxel size outside
@@ -29,6 +29,9 @@ pub const HU_TUMOUR: f32 = 35.0;
 /// HU of the (contrast-filled) vessel.
 pub const HU_VESSEL: f32 = 250.0;
 
+/// Where the organ is cut flat underneath (LPS y, metres): the table it lies on.
+pub const TABLE_Y_M: f64 = 0.016;
+
 /// Half extents of the phantom's field of view, metres (x, y, z in LPS).
 pub const HALF_EXTENT_M: [f64; 3] = [0.105, 0.06, 0.08];
 
@@ -47,8 +50,8 @@ impl Default for PhantomShape {
     fn default() -> Self {
         Self {
             // Anterior is -y in LPS: the top of the organ (facing the surgeon) is at -y.
-            tumour_center_m: [-0.025, -0.012, 0.005],
-            tumour_radius_m: 0.014,
+            tumour_center_m: [-0.02, -0.004, 0.0],
+            tumour_radius_m: 0.011,
             vessel_radius_m: 0.004,
         }
     }
@@ -77,18 +80,18 @@ impl PhantomShape {
         let right = ellipsoid(
             p,
             Vector3::new(-0.02, 0.0, 0.0),
-            Vector3::new(0.07, 0.04, 0.065),
+            Vector3::new(0.07, 0.024, 0.06),
         );
         let left = ellipsoid(
             p,
-            Vector3::new(0.045, -0.008, 0.01),
-            Vector3::new(0.05, 0.022, 0.045),
+            Vector3::new(0.045, -0.004, 0.008),
+            Vector3::new(0.05, 0.016, 0.042),
         );
         let body = smin(right, left, 0.015);
         // A gentle relief on the top (anterior, -y) surface.
         let relief = 0.0015 * (p.x * 90.0).sin() * (p.z * 70.0).cos();
         // Flat underneath, where it lies on the table (posterior, +y).
-        let table = p.y - 0.028;
+        let table = p.y - TABLE_Y_M;
         body.max(table) + relief
     }
 
@@ -144,7 +147,7 @@ pub fn phantom(voxel_m: f64) -> Result<(ScalarVolume, LabelVolume), VolumeError>
                 let p = grid.voxel_to_patient([i as f64, j as f64, k as f64]);
                 let label = shape.label(p);
                 let value = match label {
-                    Label::Background if p.y > 0.028 => HU_AIR,
+                    Label::Background if p.y > TABLE_Y_M => HU_AIR,
                     Label::Background => HU_FAT,
                     Label::Tumour => HU_TUMOUR,
                     Label::Vessel => HU_VESSEL,
@@ -174,9 +177,10 @@ mod tests {
             as f64
             * voxel_m3;
         // A liver-sized organ: a few hundred millilitres.
-        assert!((0.3e-3..1.2e-3).contains(&organ_m3), "{organ_m3} m^3");
+        assert!((0.3e-3..0.8e-3).contains(&organ_m3), "{organ_m3} m^3");
         let tumour_m3 = count(Label::Tumour) as f64 * voxel_m3;
-        let sphere = 4.0 / 3.0 * std::f64::consts::PI * 0.014f64.powi(3);
+        let r = PhantomShape::default().tumour_radius_m;
+        let sphere = 4.0 / 3.0 * std::f64::consts::PI * r.powi(3);
         assert!(
             (tumour_m3 / sphere - 1.0).abs() < 0.1,
             "{tumour_m3} vs {sphere}"
@@ -185,7 +189,7 @@ mod tests {
         // The tumour is inside the organ, under its top.
         let s = PhantomShape::default();
         let c = Vector3::from(s.tumour_center_m);
-        assert!(s.organ(c) < -0.01, "tumour centre depth {}", -s.organ(c));
+        assert!(s.organ(c) < -0.015, "tumour centre depth {}", -s.organ(c));
         // HU follow the labels.
         for (h, l) in ct.data.iter().zip(&labels.data) {
             match Label::from_u8(*l).unwrap() {
