@@ -14,4 +14,5 @@ mod hid_vm;
 mod realtime;
 mod render;
 mod session_log;
+mod twin;
 mod tissue;
