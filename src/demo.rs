@@ -30,7 +30,9 @@ use crate::haptics::woodenhaptics::{
     CurrentMonitor, EmulatedFaults, EmulatedWoodenHaptics, WoodenHaptics, WoodenHapticsProtocol,
 };
 use crate::render::{Camera, RenderOptions};
-use crate::render_loop::{self, RenderLoopConfig, RenderLoopReport, ValidationSummary};
+use crate::render_loop::{
+    self, EmbeddedView, RenderLoopConfig, RenderLoopReport, ValidationSummary,
+};
 use crate::session::{self, LogHeader};
 use crate::stats::Percentiles;
 use crate::tissue::{Material, TetMesh, Tissue};
@@ -106,25 +108,37 @@ pub const DEMO_TETS: usize = 4_000;
 /// Voxel size the demo samples the phantom at, metres.
 pub const DEMO_PHANTOM_VOXEL_M: f64 = 2e-3;
 
-/// The tissue of a demo case in the world frame, its case id, and its materials (for the log).
-pub fn case_tissue(
-    case: &DemoCase,
-    tets: usize,
-) -> Result<(Tissue, String, serde_json::Value), DemoError> {
+/// A demo case made ready: its tissue in the world frame, its case id, its materials (for the
+/// log), and its fine render surface, if it has one.
+#[derive(Debug)]
+pub struct CaseTissue {
+    /// The tissue.
+    pub tissue: Tissue,
+    /// Pseudonymous case id.
+    pub case_id: String,
+    /// Materials per label, as JSON.
+    pub materials: serde_json::Value,
+    /// The twin's fine surface, embedded in the tets.
+    pub embedded: Option<EmbeddedView>,
+}
+
+/// The tissue of a demo case.
+pub fn case_tissue(case: &DemoCase, tets: usize) -> Result<CaseTissue, DemoError> {
     use crate::twin::{build, format::Twin, tets::TetOptions};
     let twin = match case {
         DemoCase::Block => {
             let m = Material::LIVER;
-            return Ok((
-                phantom_block(),
-                "phantom-block".into(),
-                serde_json::json!([{
+            return Ok(CaseTissue {
+                tissue: phantom_block(),
+                case_id: "phantom-block".into(),
+                materials: serde_json::json!([{
                     "label": 1,
                     "youngs_modulus_pa": m.youngs_modulus_pa,
                     "poisson_ratio": m.poisson_ratio,
                     "density_kg_per_m3": m.density_kg_per_m3,
                 }]),
-            ));
+                embedded: None,
+            });
         }
         DemoCase::Phantom => build::phantom_twin(
             DEMO_PHANTOM_VOXEL_M,
@@ -145,7 +159,19 @@ pub fn case_tissue(
     let to_world = build::patient_to_world(&twin);
     let tissue = build::to_tissue(&twin, &to_world);
     let materials = serde_json::to_value(&twin.header.materials).unwrap_or_default();
-    Ok((tissue, twin.header.provenance.case_id.clone(), materials))
+    let s = &twin.surface;
+    let embedded = (!s.triangles.is_empty()).then(|| EmbeddedView {
+        tets: twin.mesh.tets.clone(),
+        vertex_tets: s.vertex_tets.clone(),
+        vertex_barycentric: s.vertex_barycentric.clone(),
+        triangles: s.triangles.clone(),
+    });
+    Ok(CaseTissue {
+        tissue,
+        case_id: twin.header.provenance.case_id.clone(),
+        materials,
+        embedded,
+    })
 }
 
 /// The device the demo's palpation runs on.
@@ -533,7 +559,12 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     }
 
     let mut core_cfg = CoreConfig::default();
-    let (tissue, case_id, materials) = case_tissue(&opts.case, opts.tets)?;
+    let CaseTissue {
+        tissue,
+        case_id,
+        materials,
+        embedded,
+    } = case_tissue(&opts.case, opts.tets)?;
     let tissue_summary = TissueSummary {
         particles: tissue.particle_count(),
         tets: tissue.tet_count(),
@@ -644,6 +675,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             },
             camera: Camera::default_for_block(),
             max_frames: None,
+            embedded_surface: embedded,
         };
         let (handle, ready) = render_loop::spawn_render_loop(subscriber, render_stop.clone(), cfg)
             .map_err(|source| DemoError::Thread {

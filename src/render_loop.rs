@@ -34,6 +34,42 @@ pub struct RenderLoopConfig {
     pub camera: Camera,
     /// Stop after this many frames (`None`: until told to stop).
     pub max_frames: Option<u64>,
+    /// A fine surface embedded in the tets (a twin's), drawn instead of the tet mesh's
+    /// boundary while the tissue is whole; after a cut the live boundary is drawn.
+    pub embedded_surface: Option<EmbeddedView>,
+}
+
+/// A fine render surface carried by the tets: each vertex moves with its tet by barycentric
+/// coordinates (computed on the render thread from the snapshot's particle positions).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EmbeddedView {
+    /// The tets, in the order and vertex order the coordinates refer to.
+    pub tets: Vec<[u32; 4]>,
+    /// The tet of each vertex.
+    pub vertex_tets: Vec<u32>,
+    /// Its coordinates in that tet.
+    pub vertex_barycentric: Vec<[f32; 4]>,
+    /// Triangles of the surface.
+    pub triangles: Vec<[u32; 3]>,
+}
+
+impl EmbeddedView {
+    /// The vertices' positions for these particle positions, into `out`.
+    pub fn positions(&self, particles: &[[f32; 3]], out: &mut Vec<[f32; 3]>) {
+        out.clear();
+        for (&t, w) in self.vertex_tets.iter().zip(&self.vertex_barycentric) {
+            let mut p = [0.0f32; 3];
+            if let Some(tet) = self.tets.get(t as usize) {
+                for k in 0..4 {
+                    let q = particles.get(tet[k] as usize).copied().unwrap_or_default();
+                    for a in 0..3 {
+                        p[a] += w[k] * q[a];
+                    }
+                }
+            }
+            out.push(p);
+        }
+    }
 }
 
 /// What the render thread did.
@@ -141,6 +177,8 @@ fn render_loop(
     };
     let mut last_frame: Option<Instant> = None;
     let mut have_snapshot = false;
+    let mut fine_positions: Vec<[f32; 3]> = Vec::new();
+    let mut whole_revision: Option<u64> = None;
     loop {
         let stopping = stop.load(Ordering::Acquire);
         have_snapshot |= snapshots.update();
@@ -148,9 +186,20 @@ fn render_loop(
         if have_snapshot && (due || stopping) {
             last_frame = Some(Instant::now());
             let snap = snapshots.read();
+            // The fine surface while the tissue is as it started (its first surface revision).
+            let whole =
+                *whole_revision.get_or_insert(snap.surface_revision) == snap.surface_revision;
+            let (positions, triangles): (&[[f32; 3]], &[[u32; 3]]) =
+                match (&cfg.embedded_surface, whole) {
+                    (Some(view), true) if !view.triangles.is_empty() => {
+                        view.positions(&snap.tissue_positions_m, &mut fine_positions);
+                        (&fine_positions, &view.triangles)
+                    }
+                    _ => (&snap.tissue_positions_m, &snap.surface_triangles),
+                };
             let scene = RenderScene {
-                tissue_positions_m: &snap.tissue_positions_m,
-                tissue_triangles: &snap.surface_triangles,
+                tissue_positions_m: positions,
+                tissue_triangles: triangles,
                 tool_center_m: snap.tool_center_in_world_m,
                 tool_radius_m: snap.tool_radius_m,
                 tool_force_n: snap.force_out_in_world_n,
