@@ -31,6 +31,43 @@ pub struct LabelledSurface {
     pub triangle_labels: Vec<u8>,
 }
 
+/// Triangles the render surface aims for, all labels together.
+pub const DEFAULT_SURFACE_TRIANGLES: usize = 60_000;
+
+/// The render surface of a label map: one closed surface per tissue label
+/// ([`super::surface::label_surfaces`]), Taubin-smoothed (volume kept), then decimated so the
+/// whole stays near `triangle_budget` (each label's share in proportion to its triangles).
+pub fn label_surface(labels: &LabelVolume, triangle_budget: usize) -> LabelledSurface {
+    use super::surface::{decimate, label_surfaces, smooth_taubin};
+    let mut present = [false; 256];
+    for &v in &labels.data {
+        present[v as usize] = true;
+    }
+    let wanted: Vec<u8> = (1..=255u8).filter(|&l| present[l as usize]).collect();
+    let mut meshes = label_surfaces(labels, &wanted);
+    let total: usize = meshes.iter().map(|(_, m)| m.triangles.len()).sum();
+    let mut out = LabelledSurface::default();
+    for (label, mesh) in meshes.iter_mut() {
+        if mesh.triangles.is_empty() {
+            continue;
+        }
+        smooth_taubin(mesh, 10, 0.5, -0.53);
+        if total > triangle_budget {
+            let share = (mesh.triangles.len() as f64 * triangle_budget as f64 / total as f64)
+                .round()
+                .max(200.0) as usize;
+            decimate(mesh, share);
+        }
+        let base = out.vertices_m.len() as u32;
+        out.vertices_m.extend_from_slice(&mesh.positions_m);
+        out.triangles
+            .extend(mesh.triangles.iter().map(|t| t.map(|v| v + base)));
+        out.triangle_labels
+            .extend(std::iter::repeat_n(*label, mesh.triangles.len()));
+    }
+    out
+}
+
 /// Barycentric coordinates of `p` in the tet `x` (sum 1; all >= 0 inside).
 fn barycentric(x: [Vector3<f64>; 4], p: Vector3<f64>) -> Option<[f64; 4]> {
     let m = nalgebra::Matrix3::from_columns(&[x[1] - x[0], x[2] - x[0], x[3] - x[0]]);
@@ -179,13 +216,15 @@ pub fn phantom_provenance(grid: &super::volume::Grid) -> Provenance {
     }
 }
 
-/// The built-in phantom as a twin, sampled at `voxel_m` and meshed to `tet_options`.
+/// The built-in phantom as a twin, sampled at `voxel_m`, meshed to `tet_options`, with its
+/// render surface.
 pub fn phantom_twin(voxel_m: f64, tet_options: &TetOptions) -> Result<Twin, BuildError> {
     let (_, labels) = super::phantom::phantom(voxel_m)?;
+    let surface = label_surface(&labels, DEFAULT_SURFACE_TRIANGLES);
     from_labels(
         &labels,
         phantom_provenance(&labels.grid),
-        None,
+        Some(surface),
         tet_options,
         None,
     )

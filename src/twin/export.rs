@@ -337,8 +337,10 @@ mod tests {
         let json_len = u32::from_le_bytes(glb[12..16].try_into().unwrap()) as usize;
         let j: serde_json::Value = serde_json::from_slice(&glb[20..20 + json_len]).unwrap();
         assert_eq!(j["asset"]["version"], "2.0");
-        // World frame: the top of the tissue at y = 0.
-        assert!(j["accessors"][0]["max"][1].as_f64().unwrap().abs() < 1e-4);
+        // World frame: the top of the tissue (the tets' top at y = 0; the embedded surface
+        // within a lattice cell of it).
+        let top = j["accessors"][0]["max"][1].as_f64().unwrap();
+        assert!(top.abs() < t.mesh.cell_m, "top at {top} m");
         let bin_len = u32::from_le_bytes(glb[20 + json_len..24 + json_len].try_into().unwrap());
         assert_eq!(
             j["buffers"][0]["byteLength"].as_u64().unwrap(),

@@ -10,6 +10,8 @@
 //! - [`build`]: labels to twin (tets, materials, embedded surface), and a twin to tissue.
 //! - [`export`]: the surface as OBJ, STL or GLB, for Blender or 3D Slicer.
 //! - [`provenance`]: where an imported volume came from, without who it came from.
+//! - [`surface`]: isosurfaces and per-label surfaces (closed, outward), Taubin smoothing that
+//!   keeps volume, quadric decimation to a triangle budget.
 
 pub mod build;
 pub mod export;
@@ -18,5 +20,6 @@ pub mod labels;
 pub mod materials;
 pub mod phantom;
 pub mod provenance;
+pub mod surface;
 pub mod tets;
 pub mod volume;

@@ -14,5 +14,6 @@ mod hid_vm;
 mod realtime;
 mod render;
 mod session_log;
-mod twin;
 mod tissue;
+mod twin;
+mod twin_surface;
