@@ -3,9 +3,10 @@
 #   1. installs what the tests need (Mesa lavapipe, Vulkan loader and validation layers,
 #      spirv-tools, and qemu, a static busybox and cpio for the VM test) with
 #      scripts/install-deps.sh when something is missing;
-#   2. runs every test (unit, integration, doc) in release mode, as the haptic loop is meant to
+#   2. fetches the real imaging volumes the twin tests use (scripts/fetch-test-data.sh);
+#   3. runs every test (unit, integration, doc) in release mode, as the haptic loop is meant to
 #      run;
-#   3. runs the real-HID-path test in a small VM (scripts/vm-hid-test.sh), and prints the totals
+#   4. runs the real-HID-path test in a small VM (scripts/vm-hid-test.sh), and prints the totals
 #      of both on the last line. The run fails if either fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,12 @@ fi
 if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f /usr/share/vulkan/icd.d/lvp_icd.json ]; then
     export VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json
 fi
+
+# The real imaging volumes the twin tests read (nilearn's MNI T1, nibabel's and pydicom's test
+# files), from PyPI into target/test-data/ (skipped when already there). A missing file fails
+# the tests that need it.
+bash scripts/fetch-test-data.sh
+export HAPTWIN_REQUIRE_TEST_DATA=1
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -98,6 +98,40 @@ enum Cmd {
 
 #[derive(Subcommand, Debug)]
 enum TwinCmd {
+    /// Build a twin from a DICOM series (a folder, de-identified at import), a DICOM file or a
+    /// NIfTI image: labels (a label map or a segmentation preset), surfaces, tets, materials.
+    Build {
+        /// A DICOM folder, a DICOM file, or a `.nii` / `.nii.gz` image.
+        input: PathBuf,
+        /// A label map (NIfTI) to use instead of segmenting.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// A segmentation preset: `abdomen-ct` (the default for CT), `bone-ct`, or
+        /// `threshold:LABEL=MIN..MAX[,...]`.
+        #[arg(long)]
+        preset: Option<String>,
+        /// Tets to aim for.
+        #[arg(long, default_value_t = haptwin::twin::tets::DEFAULT_TET_BUDGET)]
+        tets: usize,
+        /// Triangles the render surface aims for.
+        #[arg(long, default_value_t = haptwin::twin::build::DEFAULT_SURFACE_TRIANGLES)]
+        surface_triangles: usize,
+        /// A materials override file (TOML).
+        #[arg(long)]
+        materials: Option<PathBuf>,
+        /// The modality of a NIfTI image (NIfTI does not say): `CT` means its values are HU.
+        #[arg(long)]
+        modality: Option<String>,
+        /// The series to take from a folder holding several (its id, as the error lists them).
+        #[arg(long)]
+        series: Option<String>,
+        /// The twin file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Print one JSON object (and no progress).
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the built-in phantom (a liver-like organ with a stiffer tumour and a vessel) as a
     /// twin.
     Phantom {
@@ -110,6 +144,15 @@ enum TwinCmd {
         /// Voxel size the phantom is sampled at, millimetres.
         #[arg(long, default_value_t = 1.0)]
         voxel_mm: f64,
+        /// Also write its CT as a DICOM series into this folder.
+        #[arg(long)]
+        dicom: Option<PathBuf>,
+        /// Also write its CT as a NIfTI image (`.nii` or `.nii.gz`).
+        #[arg(long)]
+        nifti: Option<PathBuf>,
+        /// Also write its label map as a NIfTI image.
+        #[arg(long)]
+        labels_nifti: Option<PathBuf>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -436,12 +479,93 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 fn run_twin(what: TwinCmd) -> anyhow::Result<ExitCode> {
     use haptwin::twin::{build, export, format::Twin, tets::TetOptions};
     match what {
+        TwinCmd::Build {
+            input,
+            labels,
+            preset,
+            tets,
+            surface_triangles,
+            materials,
+            modality,
+            series,
+            output,
+            json,
+        } => {
+            use haptwin::twin::pipeline::{build_twin, TwinBuildOptions};
+            if !json {
+                eprintln!("haptwin twin build: {} ...", input.display());
+            }
+            let (twin, report) = build_twin(&TwinBuildOptions {
+                input,
+                labels,
+                preset,
+                tets,
+                surface_triangles,
+                materials,
+                modality,
+                series,
+            })?;
+            twin.save(&output)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "output": output,
+                        "report": report,
+                        "header": twin.header,
+                    }))?
+                );
+            } else {
+                println!(
+                    "  import {:.2} s, labels {:.2} s ({}), surface {:.2} s, tets {:.2} s: {:.2} s in all",
+                    report.import_s,
+                    report.labels_s,
+                    report.labels_from,
+                    report.surface_s,
+                    report.tets_s,
+                    report.total_s
+                );
+                for n in &report.notes {
+                    println!("  note: {n}");
+                }
+                let bytes = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
+                print_twin_info(&output, &twin, bytes, 0.0);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         TwinCmd::Phantom {
             output,
             tets,
             voxel_mm,
+            dicom,
+            nifti,
+            labels_nifti,
             json,
         } => {
+            if dicom.is_some() || nifti.is_some() || labels_nifti.is_some() {
+                let (ct, labels) = haptwin::twin::phantom::phantom(voxel_mm * 1e-3)
+                    .context("cannot sample the phantom")?;
+                if let Some(dir) = &dicom {
+                    let files = haptwin::twin::dicom::write_series(
+                        &ct,
+                        dir,
+                        &haptwin::twin::dicom::WriteOptions::default(),
+                    )?;
+                    eprintln!(
+                        "  wrote {} DICOM slices into {}",
+                        files.len(),
+                        dir.display()
+                    );
+                }
+                if let Some(path) = &nifti {
+                    haptwin::twin::nifti::write_nifti(&ct, path)?;
+                    eprintln!("  wrote {}", path.display());
+                }
+                if let Some(path) = &labels_nifti {
+                    haptwin::twin::nifti::write_nifti(&labels, path)?;
+                    eprintln!("  wrote {}", path.display());
+                }
+            }
             let t0 = std::time::Instant::now();
             let twin = build::phantom_twin(
                 voxel_mm * 1e-3,

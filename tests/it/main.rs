@@ -16,4 +16,7 @@ mod render;
 mod session_log;
 mod tissue;
 mod twin;
+mod twin_dicom;
+mod twin_nifti;
+mod twin_segment;
 mod twin_surface;

@@ -168,3 +168,152 @@ proptest! {
 thread_local! {
     static TWIN_BYTES: Vec<u8> = small().to_bytes();
 }
+
+fn run_json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let out = haptwin().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "haptwin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The phantom written as a DICOM series (and as NIfTI) and built back into a twin with its
+/// label map gives the phantom's own twin: the same tets, labels and materials, positions to a
+/// micrometre; and nothing of the series' patient fields reaches the twin.
+#[test]
+fn phantom_to_dicom_and_nifti_and_back_is_the_phantom_twin() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).into_os_string();
+    run_json(&[
+        "twin".as_ref(),
+        "phantom".as_ref(),
+        "--voxel-mm".as_ref(),
+        "2".as_ref(),
+        "--tets".as_ref(),
+        "3000".as_ref(),
+        "--json".as_ref(),
+        "--dicom".as_ref(),
+        &d("dicom"),
+        "--nifti".as_ref(),
+        &d("ct.nii.gz"),
+        "--labels-nifti".as_ref(),
+        &d("labels.nii.gz"),
+        "-o".as_ref(),
+        &d("phantom.twin"),
+    ]);
+    let phantom = Twin::load(dir.path().join("phantom.twin").as_path()).unwrap();
+    for (input, out) in [
+        ("dicom", "from-dicom.twin"),
+        ("ct.nii.gz", "from-nifti.twin"),
+    ] {
+        let j = run_json(&[
+            "twin".as_ref(),
+            "build".as_ref(),
+            &d(input),
+            "--labels".as_ref(),
+            &d("labels.nii.gz"),
+            "--modality".as_ref(),
+            "CT".as_ref(),
+            "--tets".as_ref(),
+            "3000".as_ref(),
+            "--json".as_ref(),
+            "-o".as_ref(),
+            &d(out),
+        ]);
+        assert_eq!(j["report"]["labels_from"], "label map");
+        let built = Twin::load(dir.path().join(out).as_path()).unwrap();
+        assert_eq!(built.mesh.tets, phantom.mesh.tets, "{input}");
+        assert_eq!(built.mesh.tet_labels, phantom.mesh.tet_labels, "{input}");
+        assert_eq!(built.header.materials, phantom.header.materials, "{input}");
+        let worst = built
+            .mesh
+            .rest_positions_m
+            .iter()
+            .zip(&phantom.mesh.rest_positions_m)
+            .map(|(a, b)| (a - b).norm())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-6, "{input}: positions differ by {worst} m");
+        assert_eq!(built.header.provenance.modality, "CT");
+        assert!(built.header.provenance.case_id.starts_with("case-"));
+        let bytes = std::fs::read(dir.path().join(out)).unwrap();
+        for planted in [&b"PHANTOM^HAPTWIN"[..], b"PHANTOM\""] {
+            assert!(
+                !bytes.windows(planted.len()).any(|w| w == planted),
+                "{input}: the series' patient fields reached the twin"
+            );
+        }
+    }
+    // Segmented instead of labelled: the abdomen-ct preset finds the organ and its tumour.
+    let j = run_json(&[
+        "twin".as_ref(),
+        "build".as_ref(),
+        &d("dicom"),
+        "--tets".as_ref(),
+        "3000".as_ref(),
+        "--json".as_ref(),
+        "-o".as_ref(),
+        &d("segmented.twin"),
+    ]);
+    assert_eq!(j["report"]["labels_from"], "abdomen-ct");
+    let voxels: std::collections::HashMap<u64, u64> = j["report"]["label_voxels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
+        .collect();
+    let truth = |l: u8| {
+        let labels =
+            haptwin::twin::nifti::read_label_nifti(dir.path().join("labels.nii.gz")).unwrap();
+        labels.data.iter().filter(|&&v| v == l).count() as f64
+    };
+    for (label, tolerance) in [(1u8, 0.1), (2, 0.25)] {
+        let got = voxels.get(&u64::from(label)).copied().unwrap_or(0) as f64;
+        let want = truth(label);
+        assert!(
+            (got / want - 1.0).abs() < tolerance,
+            "label {label}: {got} voxels segmented, {want} in the phantom"
+        );
+    }
+}
+
+/// A real volume from a registry package (nilearn's MNI T1) builds into a twin the demo runs on.
+#[test]
+fn a_twin_from_a_real_mri_runs_in_the_demo() {
+    let t1 =
+        crate::twin_nifti::test_data("nilearn/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz");
+    let dir = tempfile::tempdir().unwrap();
+    let twin = dir.path().join("mni.twin");
+    let j = run_json(&[
+        "twin".as_ref(),
+        "build".as_ref(),
+        t1.as_os_str(),
+        "--preset".as_ref(),
+        "threshold:parenchyma=50..".as_ref(),
+        "--tets".as_ref(),
+        "3000".as_ref(),
+        "--json".as_ref(),
+        "-o".as_ref(),
+        twin.as_os_str(),
+    ]);
+    assert_eq!(j["header"]["provenance"]["source_format"], "nifti");
+    assert_eq!(j["header"]["quality"]["inverted"], 0);
+    let d = run_json(&[
+        "demo".as_ref(),
+        "--no-render".as_ref(),
+        "--no-realtime".as_ref(),
+        "--seconds".as_ref(),
+        "2".as_ref(),
+        "--json".as_ref(),
+        "--case".as_ref(),
+        twin.as_os_str(),
+        "--out".as_ref(),
+        dir.path().join("demo").as_os_str(),
+    ]);
+    assert_eq!(d["ticks"], 2000);
+    assert_eq!(d["fault_ticks"], 0);
+    assert_eq!(d["tissue"]["tets"], j["header"]["tets"]);
+    // The scripted probe presses where the phantom's top is; on a head it grazes the face.
+    assert!(d["peak_force_n"].as_f64().unwrap() > 0.0, "{d}");
+}
