@@ -369,3 +369,84 @@ pub fn bench_haptic(
         tick_work_p99_goal_us: 600.0,
     })
 }
+
+/// What `haptwin bench twin` measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TwinBench {
+    /// Isosurface runs: volume edge, threads, median seconds, triangles.
+    pub isosurface: Vec<crate::twin::surface::IsoBench>,
+    /// The anchors (one thread, this machine kind): VTK FlyingEdges 0.037 s at 256^3 and 0.33 s
+    /// at 512^3.
+    pub isosurface_anchor_s: [(usize, f64); 2],
+    /// Slices x rows x columns of the synthetic CT series.
+    pub series_dims: [usize; 3],
+    /// Writing it as DICOM, seconds.
+    pub series_write_s: f64,
+    /// Loading it back (read, de-identify, order, check, HU), seconds.
+    pub series_load_s: f64,
+    /// The anchor: dicom-rs 0.5 s on one thread (pydicom 1.1-2.8 s).
+    pub series_load_anchor_s: f64,
+    /// The whole CT-to-twin build of that series (abdomen-ct preset, 20,000 tets), by stage.
+    pub build: crate::twin::pipeline::BuildReport,
+    /// The goal for the whole build, seconds.
+    pub build_goal_s: f64,
+    /// Tets of the twin built.
+    pub tets: u64,
+}
+
+/// Runs the twin benchmark: isosurfaces of 256^3 and 512^3 on 1 and 2 threads, a synthetic
+/// 300 x 512 x 512 CT series (the phantom sampled at 0.41 x 0.41 x 0.53 mm) written and
+/// loaded, and the whole CT-to-twin build of it. `scratch` holds the series (about 160 MB).
+pub fn bench_twin(scratch: &std::path::Path, small: bool) -> anyhow::Result<TwinBench> {
+    use crate::twin::{dicom, phantom, pipeline, surface, volume::Grid};
+    let sizes: &[usize] = if small { &[64, 128] } else { &[256, 512] };
+    let mut isosurface = Vec::new();
+    for &n in sizes {
+        for threads in [1, 2] {
+            isosurface.push(surface::bench_isosurface(n, threads));
+        }
+    }
+    let (nx, ny, nz) = if small {
+        (128, 128, 60)
+    } else {
+        (512, 512, 300)
+    };
+    let grid = Grid::axis_aligned(
+        [nx, ny, nz],
+        [0.21 / nx as f64, 0.21 / ny as f64, 0.16 / nz as f64],
+        [-0.105, -0.105, -0.08],
+    );
+    let (ct, _) = phantom::phantom_on(&grid)?;
+    let dir = scratch.join("bench-series");
+    let _ = std::fs::remove_dir_all(&dir);
+    let t = std::time::Instant::now();
+    dicom::write_series(&ct, &dir, &dicom::WriteOptions::default())?;
+    let series_write_s = t.elapsed().as_secs_f64();
+    drop(ct);
+    let t = std::time::Instant::now();
+    let series = dicom::read_series(&dir, &dicom::ImportOptions::default())?;
+    let series_load_s = t.elapsed().as_secs_f64();
+    drop(series);
+    let (twin, build) = pipeline::build_twin(&pipeline::TwinBuildOptions {
+        input: dir.clone(),
+        labels: None,
+        preset: None,
+        tets: crate::twin::tets::DEFAULT_TET_BUDGET,
+        surface_triangles: crate::twin::build::DEFAULT_SURFACE_TRIANGLES,
+        materials: None,
+        modality: None,
+        series: None,
+    })?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(TwinBench {
+        isosurface,
+        isosurface_anchor_s: [(256, 0.037), (512, 0.33)],
+        series_dims: [nz, ny, nx],
+        series_write_s,
+        series_load_s,
+        series_load_anchor_s: 0.5,
+        build,
+        build_goal_s: 5.0,
+        tets: twin.header.tets,
+    })
+}

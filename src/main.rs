@@ -180,6 +180,20 @@ enum TwinCmd {
 
 #[derive(Subcommand, Debug)]
 enum BenchCmd {
+    /// Isosurfaces of 256^3 and 512^3 volumes on 1 and 2 threads, a synthetic 300 x 512 x 512
+    /// CT series written and loaded as DICOM, and the whole CT-to-twin build of it, next to
+    /// the anchors.
+    Twin {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Folder for the synthetic series (about 160 MB, removed afterwards).
+        #[arg(long, default_value = "out/bench-twin")]
+        out: PathBuf,
+        /// Small sizes (a quick check that it runs, not figures).
+        #[arg(long)]
+        small: bool,
+    },
     /// Step tissue blocks of about 1k, 5k, 20k and 50k tets at tissue scale and report step
     /// time, throughput, and the accuracy of the same configuration (cantilever, stretch).
     Tissue {
@@ -364,6 +378,41 @@ fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Cmd::Twin { what }) => run_twin(what),
+        Some(Cmd::Bench {
+            what: BenchCmd::Twin { json, out, small },
+        }) => {
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let r = haptwin::bench::bench_twin(&out, small)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("haptwin bench twin:");
+                for i in &r.isosurface {
+                    println!(
+                        "  isosurface {}^3, {} thread(s): {:.3} s median ({} triangles)",
+                        i.n, i.threads, i.seconds, i.triangles
+                    );
+                }
+                println!("  anchors (VTK FlyingEdges, 1 thread): 256^3 0.037 s, 512^3 0.33 s");
+                println!(
+                    "  DICOM series {} x {} x {}: written in {:.2} s, loaded in {:.2} s \
+                     (anchor: dicom-rs 0.5 s)",
+                    r.series_dims[0],
+                    r.series_dims[1],
+                    r.series_dims[2],
+                    r.series_write_s,
+                    r.series_load_s
+                );
+                let b = &r.build;
+                println!(
+                    "  CT to twin: {:.2} s (import {:.2}, labels {:.2} ({}), surface {:.2}, \
+                     tets {:.2}); goal 5 s; {} tets",
+                    b.total_s, b.import_s, b.labels_s, b.labels_from, b.surface_s, b.tets_s, r.tets
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Cmd::Bench {
             what:
                 BenchCmd::Tissue {

@@ -132,35 +132,47 @@ pub fn phantom(voxel_m: f64) -> Result<(ScalarVolume, LabelVolume), VolumeError>
     if !(0.25e-3..=5e-3).contains(&voxel_m) {
         return Err(VolumeError::Spacing([voxel_m; 3]));
     }
-    let shape = PhantomShape::default();
     let dims: [usize; 3] =
         std::array::from_fn(|a| (2.0 * HALF_EXTENT_M[a] / voxel_m).round() as usize + 1);
     let origin: [f64; 3] = std::array::from_fn(|a| -HALF_EXTENT_M[a]);
-    let grid = Grid::axis_aligned(dims, [voxel_m; 3], origin);
+    phantom_on(&Grid::axis_aligned(dims, [voxel_m; 3], origin))
+}
+
+/// The phantom sampled on any grid (e.g. a CT's 512 x 512 x 300), on up to two threads.
+pub fn phantom_on(grid: &Grid) -> Result<(ScalarVolume, LabelVolume), VolumeError> {
     grid.validate()?;
+    let shape = PhantomShape::default();
     let n = grid.len();
-    let mut hu = Vec::with_capacity(n);
-    let mut labels = Vec::with_capacity(n);
-    for k in 0..dims[2] {
-        for j in 0..dims[1] {
-            for i in 0..dims[0] {
-                let p = grid.voxel_to_patient([i as f64, j as f64, k as f64]);
-                let label = shape.label(p);
-                let value = match label {
-                    Label::Background if p.y > TABLE_Y_M => HU_AIR,
-                    Label::Background => HU_FAT,
-                    Label::Tumour => HU_TUMOUR,
-                    Label::Vessel => HU_VESSEL,
-                    _ => HU_PARENCHYMA,
-                };
-                hu.push(value);
-                labels.push(label as u8);
-            }
+    let mut hu = vec![0f32; n];
+    let mut labels = vec![0u8; n];
+    let plane = grid.dims[0] * grid.dims[1];
+    let half = grid.dims[2].div_ceil(2) * plane;
+    std::thread::scope(|s| {
+        for (part, (hu, labels)) in hu.chunks_mut(half).zip(labels.chunks_mut(half)).enumerate() {
+            let shape = &shape;
+            s.spawn(move || {
+                for (o, (h, l)) in hu.iter_mut().zip(labels.iter_mut()).enumerate() {
+                    let idx = part * half + o;
+                    let i = idx % grid.dims[0];
+                    let j = (idx / grid.dims[0]) % grid.dims[1];
+                    let k = idx / plane;
+                    let p = grid.voxel_to_patient([i as f64, j as f64, k as f64]);
+                    let label = shape.label(p);
+                    *h = match label {
+                        Label::Background if p.y > TABLE_Y_M => HU_AIR,
+                        Label::Background => HU_FAT,
+                        Label::Tumour => HU_TUMOUR,
+                        Label::Vessel => HU_VESSEL,
+                        _ => HU_PARENCHYMA,
+                    };
+                    *l = label as u8;
+                }
+            });
         }
-    }
+    });
     Ok((
         ScalarVolume::new(grid.clone(), hu)?,
-        LabelVolume::new(grid, labels)?,
+        LabelVolume::new(grid.clone(), labels)?,
     ))
 }
 

@@ -317,3 +317,26 @@ fn a_twin_from_a_real_mri_runs_in_the_demo() {
     // The scripted probe presses where the phantom's top is; on a head it grazes the face.
     assert!(d["peak_force_n"].as_f64().unwrap() > 0.0, "{d}");
 }
+
+/// `haptwin bench twin --small` runs every stage and reports its figures (not asserted).
+#[test]
+fn bench_twin_reports_every_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = run_json(&[
+        "bench".as_ref(),
+        "twin".as_ref(),
+        "--small".as_ref(),
+        "--json".as_ref(),
+        "--out".as_ref(),
+        dir.path().as_os_str(),
+    ]);
+    assert_eq!(j["isosurface"].as_array().unwrap().len(), 4);
+    assert!(j["isosurface"][0]["triangles"].as_u64().unwrap() > 1_000);
+    assert!(j["series_load_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(j["build"]["labels_from"], "abdomen-ct");
+    assert!(j["tets"].as_u64().unwrap() > 1_000);
+    assert!(
+        !dir.path().join("bench-series").exists(),
+        "the series is cleaned up"
+    );
+}
