@@ -540,20 +540,43 @@ fn run_twin(what: TwinCmd) -> anyhow::Result<ExitCode> {
             output,
             json,
         } => {
-            use haptwin::twin::pipeline::{build_twin, TwinBuildOptions};
+            use haptwin::twin::pipeline::{build_twin_with_progress, TwinBuildOptions};
+            use std::io::IsTerminal;
             if !json {
-                eprintln!("haptwin twin build: {} ...", input.display());
+                eprintln!("haptwin twin build: {}", input.display());
             }
-            let (twin, report) = build_twin(&TwinBuildOptions {
-                input,
-                labels,
-                preset,
-                tets,
-                surface_triangles,
-                materials,
-                modality,
-                series,
-            })?;
+            let started = std::time::Instant::now();
+            let tty = std::io::stderr().is_terminal();
+            let mut progress = |stage: u32, what: &str| {
+                if !json {
+                    let line = format!(
+                        "  [{stage}/4] {what} ({:.1} s)",
+                        started.elapsed().as_secs_f64()
+                    );
+                    if tty {
+                        eprint!("\r\x1b[2K{line}");
+                    } else {
+                        eprintln!("{line}");
+                    }
+                }
+            };
+            let built = build_twin_with_progress(
+                &TwinBuildOptions {
+                    input,
+                    labels,
+                    preset,
+                    tets,
+                    surface_triangles,
+                    materials,
+                    modality,
+                    series,
+                },
+                &mut progress,
+            );
+            if tty && !json {
+                eprintln!();
+            }
+            let (twin, report) = built?;
             twin.save(&output)?;
             if json {
                 println!(

@@ -168,10 +168,27 @@ pub fn labels(
 
 /// Builds the twin (and says how long each stage took).
 pub fn build_twin(opts: &TwinBuildOptions) -> Result<(Twin, BuildReport), TwinBuildError> {
+    build_twin_with_progress(opts, &mut |_, _| {})
+}
+
+/// [`build_twin`], telling `progress` as each stage starts (`stage` of 4, and what it does).
+pub fn build_twin_with_progress(
+    opts: &TwinBuildOptions,
+    progress: &mut dyn FnMut(u32, &str),
+) -> Result<(Twin, BuildReport), TwinBuildError> {
     let t0 = Instant::now();
     let mut report = BuildReport::default();
+    progress(1, "importing and de-identifying");
     let (volume, provenance) = import(opts, &mut report.notes)?;
     report.import_s = t0.elapsed().as_secs_f64();
+    progress(
+        2,
+        if opts.labels.is_some() {
+            "reading the label map"
+        } else {
+            "segmenting"
+        },
+    );
 
     let t = Instant::now();
     let (labels, from) = labels(opts, &volume, &provenance)?;
@@ -190,10 +207,12 @@ pub fn build_twin(opts: &TwinBuildOptions) -> Result<(Twin, BuildReport), TwinBu
         return Err(TwinBuildError::NoTissue(opts.input.clone()));
     }
 
+    progress(3, "extracting, smoothing and decimating the surfaces");
     let t = Instant::now();
     let surface = build::label_surface(&labels, opts.surface_triangles);
     report.surface_s = t.elapsed().as_secs_f64();
 
+    progress(4, "meshing tets, materials, embedding the surface");
     let t = Instant::now();
     let twin = build::from_labels(
         &labels,
