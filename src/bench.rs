@@ -436,6 +436,7 @@ pub fn bench_twin(scratch: &std::path::Path, small: bool) -> anyhow::Result<Twin
         materials: None,
         modality: None,
         series: None,
+        all_tissues: false,
     })?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(TwinBench {

@@ -125,6 +125,9 @@ enum TwinCmd {
         /// The series to take from a folder holding several (its id, as the error lists them).
         #[arg(long)]
         series: Option<String>,
+        /// Keep fat and bone in the twin (by default: the organ, its tumours and vessels).
+        #[arg(long)]
+        all_tissues: bool,
         /// The twin file to write.
         #[arg(short, long)]
         output: PathBuf,
@@ -537,6 +540,7 @@ fn run_twin(what: TwinCmd) -> anyhow::Result<ExitCode> {
             materials,
             modality,
             series,
+            all_tissues,
             output,
             json,
         } => {
@@ -570,6 +574,7 @@ fn run_twin(what: TwinCmd) -> anyhow::Result<ExitCode> {
                     materials,
                     modality,
                     series,
+                    all_tissues,
                 },
                 &mut progress,
             );

@@ -5,10 +5,12 @@
 //!    `.nii`/`.nii.gz` file a NIfTI image ([`super::nifti`]), any other file a single DICOM
 //!    file;
 //! 2. **labels**: a label map (`--labels`, NIfTI; resampled onto the image's grid when it lies
-//!    on another), or a segmentation preset (`--preset`, [`super::segment`]); a CT with
-//!    neither gets `abdomen-ct`, anything else must say which;
-//! 3. **surface**: one smooth surface per tissue, decimated to the triangle budget
-//!    ([`super::build::label_surface`]);
+//!    on another), or a segmentation preset (`--preset`, [`super::segment`]) run on the image
+//!    averaged down to no finer than 0.8 mm; a CT with neither gets `abdomen-ct`, anything
+//!    else must say which;
+//! 3. **surface**: one smooth surface per tissue, extracted at no finer than 1 mm and
+//!    decimated to the triangle budget ([`super::build::label_surface`]); fat and bone are left
+//!    out of the twin unless asked for;
 //! 4. **tets**: the lattice mesh at the tet budget, materials, the surface embedded
 //!    ([`super::build::from_labels`]).
 //!
@@ -21,6 +23,7 @@ use std::time::Instant;
 
 use super::build::{self, BuildError};
 use super::format::Twin;
+use super::labels::Label;
 use super::provenance::Provenance;
 use super::segment::{self, Preset};
 use super::tets::TetOptions;
@@ -46,6 +49,90 @@ pub struct TwinBuildOptions {
     pub modality: Option<String>,
     /// Which series of a DICOM folder holding several.
     pub series: Option<String>,
+    /// Keep fat and bone in the twin (by default only the organ, its tumours and vessels are
+    /// meshed: fat and bone around them would take the tet budget and the hand never meets
+    /// them in these rehearsals).
+    pub all_tissues: bool,
+}
+
+/// Voxel a preset segments at, at the finest, metres: a 0.4 mm CT is averaged in 2 x 2 x 2
+/// blocks first (less noise, an eighth of the work; the lattice's cells are millimetres).
+pub const SEGMENT_VOXEL_M: f64 = 0.8e-3;
+
+/// `volume` averaged in blocks of `round(voxel_m / spacing)` voxels along each axis (at least
+/// one), or `None` when no axis is finer than half of `voxel_m`.
+pub fn downsample_mean(volume: &ScalarVolume, voxel_m: f64) -> Option<ScalarVolume> {
+    let g = &volume.grid;
+    let f: [usize; 3] =
+        std::array::from_fn(|a| ((voxel_m / g.spacing_m[a]).round() as usize).max(1));
+    if f == [1, 1, 1] {
+        return None;
+    }
+    let dims: [usize; 3] = std::array::from_fn(|a| g.dims[a].div_ceil(f[a]));
+    let mut sum = vec![0f64; dims[0] * dims[1] * dims[2]];
+    let mut count = vec![0u32; sum.len()];
+    for k in 0..g.dims[2] {
+        let ck = k / f[2];
+        for j in 0..g.dims[1] {
+            let cj = j / f[1];
+            let row = g.index(0, j, k);
+            let base = dims[0] * (cj + dims[1] * ck);
+            for (i, v) in volume.data[row..row + g.dims[0]].iter().enumerate() {
+                if v.is_finite() {
+                    let c = base + i / f[0];
+                    sum[c] += f64::from(*v);
+                    count[c] += 1;
+                }
+            }
+        }
+    }
+    let data = sum
+        .iter()
+        .zip(&count)
+        .map(|(s, &n)| {
+            if n > 0 {
+                (s / f64::from(n)) as f32
+            } else {
+                f32::NAN
+            }
+        })
+        .collect();
+    // The block's centre: half a block minus half a voxel along each axis.
+    let shift: [f64; 3] = std::array::from_fn(|a| (f[a] as f64 - 1.0) / 2.0);
+    let origin = g.voxel_to_patient(shift);
+    let grid = super::volume::Grid {
+        dims,
+        spacing_m: std::array::from_fn(|a| g.spacing_m[a] * f[a] as f64),
+        origin_m: [origin.x, origin.y, origin.z],
+        direction: g.direction,
+    };
+    Some(ScalarVolume { grid, data })
+}
+
+/// Finest voxel the render surface is extracted at, metres: a CT's 0.4 mm voxels give
+/// millions of triangles that decimation would throw away.
+pub const SURFACE_VOXEL_M: f64 = 1e-3;
+
+/// `labels` on a grid no finer than `voxel_m` (nearest neighbour), or `None` when it already
+/// is that coarse.
+pub fn coarsen(labels: &LabelVolume, voxel_m: f64) -> Option<LabelVolume> {
+    let g = &labels.grid;
+    if g.spacing_m.iter().all(|&s| s >= voxel_m) {
+        return None;
+    }
+    let spacing: [f64; 3] = std::array::from_fn(|a| g.spacing_m[a].max(voxel_m));
+    let dims: [usize; 3] = std::array::from_fn(|a| {
+        // The last centre stays inside the original's extent.
+        ((g.dims[a].saturating_sub(1)) as f64 * g.spacing_m[a] / spacing[a] + 1e-9).floor() as usize
+            + 1
+    });
+    let coarse = super::volume::Grid {
+        dims,
+        spacing_m: spacing,
+        origin_m: g.origin_m,
+        direction: g.direction,
+    };
+    Some(nifti::resample_labels(labels, &coarse))
 }
 
 /// Seconds per stage, and what each found.
@@ -163,7 +250,11 @@ pub fn labels(
         }
     };
     let preset = Preset::from_name(&name)?;
-    Ok((segment::segment(volume, &preset)?, name))
+    let labels = match downsample_mean(volume, SEGMENT_VOXEL_M) {
+        Some(coarse) => segment::segment(&coarse, &preset)?,
+        None => segment::segment(volume, &preset)?,
+    };
+    Ok((labels, name))
 }
 
 /// Builds the twin (and says how long each stage took).
@@ -191,8 +282,22 @@ pub fn build_twin_with_progress(
     );
 
     let t = Instant::now();
-    let (labels, from) = labels(opts, &volume, &provenance)?;
+    let (mut labels, from) = labels(opts, &volume, &provenance)?;
     drop(volume);
+    if !opts.all_tissues {
+        let mut dropped = 0u64;
+        for v in labels.data.iter_mut() {
+            if *v == Label::Fat as u8 || *v == Label::Bone as u8 {
+                *v = 0;
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            report.notes.push(format!(
+                "{dropped} voxels of fat and bone left out of the twin (--all-tissues keeps them)"
+            ));
+        }
+    }
     report.labels_s = t.elapsed().as_secs_f64();
     report.labels_from = from;
     let mut counts = [0u64; 256];
@@ -209,7 +314,10 @@ pub fn build_twin_with_progress(
 
     progress(3, "extracting, smoothing and decimating the surfaces");
     let t = Instant::now();
-    let surface = build::label_surface(&labels, opts.surface_triangles);
+    let surface = match coarsen(&labels, SURFACE_VOXEL_M) {
+        Some(coarse) => build::label_surface(&coarse, opts.surface_triangles),
+        None => build::label_surface(&labels, opts.surface_triangles),
+    };
     report.surface_s = t.elapsed().as_secs_f64();
 
     progress(4, "meshing tets, materials, embedding the surface");
@@ -227,4 +335,45 @@ pub fn build_twin_with_progress(
     report.tets_s = t.elapsed().as_secs_f64();
     report.total_s = t0.elapsed().as_secs_f64();
     Ok((twin, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::twin::volume::Grid;
+
+    /// Block averages of a linear field equal the field at the blocks' centres, where the new
+    /// grid says they are; labels coarsen onto a grid covering the same extent.
+    #[test]
+    fn downsampling_keeps_the_patient_frame() {
+        let mut g = Grid::axis_aligned([9, 8, 6], [0.4e-3, 0.4e-3, 0.5e-3], [0.01, -0.02, 0.03]);
+        g.direction = [[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]];
+        let field = |p: nalgebra::Vector3<f64>| (100.0 * p.x - 50.0 * p.y + 30.0 * p.z) as f32;
+        let mut data = Vec::new();
+        for k in 0..6 {
+            for j in 0..8 {
+                for i in 0..9 {
+                    data.push(field(g.voxel_to_patient([i as f64, j as f64, k as f64])));
+                }
+            }
+        }
+        let v = ScalarVolume::new(g.clone(), data).unwrap();
+        let d = downsample_mean(&v, 0.8e-3).unwrap();
+        assert_eq!(d.grid.dims, [5, 4, 3]);
+        for k in 0..3 {
+            for j in 0..4 {
+                // Full blocks only (the last i block holds one voxel).
+                for i in 0..4 {
+                    let want = field(d.grid.voxel_to_patient([i as f64, j as f64, k as f64]));
+                    let got = d.get(i, j, k).unwrap();
+                    assert!((got - want).abs() < 1e-5, "({i},{j},{k}): {got} vs {want}");
+                }
+            }
+        }
+        assert!(downsample_mean(&d, 0.8e-3).is_none());
+        let labels = crate::twin::volume::Volume::filled(g, 1u8).unwrap();
+        let c = coarsen(&labels, 1e-3).unwrap();
+        assert!(c.grid.spacing_m.iter().all(|&s| s >= 1e-3));
+        assert!(c.data.iter().all(|&l| l == 1));
+    }
 }
