@@ -103,7 +103,7 @@ enum TwinCmd {
     Build {
         /// A DICOM folder, a DICOM file, or a `.nii` / `.nii.gz` image.
         input: PathBuf,
-        /// A label map (NIfTI) to use instead of segmenting.
+        /// A label map to use instead of segmenting: a `.nii` / `.nii.gz` NIfTI, or a DICOM SEG.
         #[arg(long)]
         labels: Option<PathBuf>,
         /// A segmentation preset: `abdomen-ct` (the default for CT), `bone-ct`, or

@@ -17,12 +17,15 @@
 //! - [`deid`]: de-identification at the door (DICOM PS3.15 Annex E basic profile), the
 //!   pseudonym key and keyed case ids.
 //! - [`dicom`]: DICOM series import (ordering, geometry checks, HU) and CT series export.
+//! - [`dicom_seg`]: DICOM Segmentation (SEG) label maps, BINARY and FRACTIONAL, segments to
+//!   tissue labels.
 //! - [`surface`]: isosurfaces and per-label surfaces (closed, outward), Taubin smoothing that
 //!   keeps volume, quadric decimation to a triangle budget.
 
 pub mod build;
 pub mod deid;
 pub mod dicom;
+pub mod dicom_seg;
 pub mod export;
 pub mod format;
 pub mod labels;

@@ -4,10 +4,10 @@
 //! 1. **import**: a folder is a DICOM series ([`super::dicom`], de-identified at the door), a
 //!    `.nii`/`.nii.gz` file a NIfTI image ([`super::nifti`]), any other file a single DICOM
 //!    file;
-//! 2. **labels**: a label map (`--labels`, NIfTI; resampled onto the image's grid when it lies
-//!    on another), or a segmentation preset (`--preset`, [`super::segment`]) run on the image
-//!    averaged down to no finer than 0.8 mm; a CT with neither gets `abdomen-ct`, anything
-//!    else must say which;
+//! 2. **labels**: a label map (`--labels`: a `.nii`/`.nii.gz` NIfTI, any other file a DICOM
+//!    SEG ([`super::dicom_seg`]); resampled onto the image's grid when it lies on another), or
+//!    a segmentation preset (`--preset`, [`super::segment`]) run on the image averaged down to
+//!    no finer than 0.8 mm; a CT with neither gets `abdomen-ct`, anything else must say which;
 //! 3. **surface**: one smooth surface per tissue, extracted at no finer than 1 mm and
 //!    decimated to the triangle budget ([`super::build::label_surface`]); fat and bone are left
 //!    out of the twin unless asked for;
@@ -28,14 +28,14 @@ use super::provenance::Provenance;
 use super::segment::{self, Preset};
 use super::tets::TetOptions;
 use super::volume::{LabelVolume, ScalarVolume};
-use super::{dicom, nifti};
+use super::{dicom, dicom_seg, nifti};
 
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct TwinBuildOptions {
     /// A DICOM folder, a DICOM file, or a NIfTI file.
     pub input: PathBuf,
-    /// A label map (NIfTI).
+    /// A label map (NIfTI, or a DICOM SEG).
     pub labels: Option<PathBuf>,
     /// A segmentation preset name (`abdomen-ct`, `bone-ct`, `threshold:...`).
     pub preset: Option<String>,
@@ -148,7 +148,7 @@ pub struct BuildReport {
     pub tets_s: f64,
     /// All of it, seconds.
     pub total_s: f64,
-    /// Where the labels came from: `"label map"` or the preset's name.
+    /// Where the labels came from: `"label map"` (NIfTI), `"DICOM SEG"` or the preset's name.
     pub labels_from: String,
     /// Voxels per label (label value, count).
     pub label_voxels: Vec<(u8, u64)>,
@@ -223,20 +223,31 @@ pub fn import(
     Ok((series.volume, series.provenance))
 }
 
-/// The labels of the volume: the label map given (resampled if needed), or a preset's.
+/// The labels of the volume: the label map given (NIfTI or DICOM SEG, resampled if needed),
+/// or a preset's. Remarks go to `notes`.
 pub fn labels(
     opts: &TwinBuildOptions,
     volume: &ScalarVolume,
     provenance: &Provenance,
+    notes: &mut Vec<String>,
 ) -> Result<(LabelVolume, String), TwinBuildError> {
     if let Some(path) = &opts.labels {
-        let map = nifti::read_label_nifti(path)?;
+        let (map, from) = if is_nifti(path) {
+            (nifti::read_label_nifti(path)?, "label map")
+        } else {
+            let seg = dicom_seg::read_seg_with(path, &dicom::ImportOptions::default())?;
+            notes.extend(seg.notes);
+            (seg.labels, "DICOM SEG")
+        };
         let map = if map.grid == volume.grid {
             map
         } else {
+            if !is_nifti(path) {
+                notes.push("the DICOM SEG was resampled onto the image grid".into());
+            }
             nifti::resample_labels(&map, &volume.grid)
         };
-        return Ok((map, "label map".into()));
+        return Ok((map, from.into()));
     }
     let name = match (&opts.preset, provenance.modality.as_str()) {
         (Some(p), _) => p.clone(),
@@ -282,7 +293,7 @@ pub fn build_twin_with_progress(
     );
 
     let t = Instant::now();
-    let (mut labels, from) = labels(opts, &volume, &provenance)?;
+    let (mut labels, from) = labels(opts, &volume, &provenance, &mut report.notes)?;
     drop(volume);
     if !opts.all_tissues {
         let mut dropped = 0u64;

@@ -18,5 +18,6 @@ mod tissue;
 mod twin;
 mod twin_dicom;
 mod twin_nifti;
+mod twin_seg;
 mod twin_segment;
 mod twin_surface;
