@@ -510,11 +510,17 @@ fn twin_dicom_planted_phi_never_comes_out() {
 // pydicom's test files.
 
 fn pydicom_dir() -> Option<PathBuf> {
+    pydicom_dir_holding("CT_small.dcm")
+}
+
+/// pydicom's test files, when `file` is among them (`None`, with a note, when the data was not
+/// fetched; a failure under `HAPTWIN_REQUIRE_TEST_DATA`).
+pub fn pydicom_dir_holding(file: &str) -> Option<PathBuf> {
     let base = std::env::var_os("HAPTWIN_TEST_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-data"));
     let dir = base.join("pydicom/test_files");
-    if dir.join("CT_small.dcm").is_file() {
+    if dir.join(file).is_file() {
         Some(dir)
     } else {
         assert!(

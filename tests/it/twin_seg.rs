@@ -553,24 +553,7 @@ fn twin_seg_labels_in_the_pipeline_are_resampled_onto_the_image() {
 // pydicom's SEG test files.
 
 fn pydicom_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("HAPTWIN_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-data"));
-    let dir = base.join("pydicom/test_files");
-    if dir.join("liver_1frame.dcm").is_file() {
-        Some(dir)
-    } else {
-        assert!(
-            std::env::var_os("HAPTWIN_REQUIRE_TEST_DATA").is_none(),
-            "{} missing: run scripts/fetch-test-data.sh",
-            dir.display()
-        );
-        eprintln!(
-            "skipped: {} missing (run scripts/fetch-test-data.sh)",
-            dir.display()
-        );
-        None
-    }
+    crate::twin_dicom::pydicom_dir_holding("liver_1frame.dcm")
 }
 
 #[test]
