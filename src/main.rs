@@ -305,6 +305,12 @@ fn parse_fps(s: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
+    // A closed pipe (`haptwin twin info case.twin | head`) ends the process quietly, as it does
+    // for any Unix tool, instead of panicking in println!.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match run() {
         Ok(code) => code,
         Err(e) => {
