@@ -47,8 +47,9 @@ pub enum EmbedError {
     },
 }
 
-/// Barycentric coordinates of `p` in the tet `x` (they sum to 1; all >= 0 inside).
-fn barycentric(x: [Vector3<f64>; 4], p: Vector3<f64>) -> Option<[f64; 4]> {
+/// Barycentric coordinates of `p` in the tet `x` (they sum to 1; all >= 0 inside), or `None`
+/// for a flat tet.
+pub fn barycentric(x: [Vector3<f64>; 4], p: Vector3<f64>) -> Option<[f64; 4]> {
     let m = Matrix3::from_columns(&[x[1] - x[0], x[2] - x[0], x[3] - x[0]]);
     let b = m.try_inverse()? * (p - x[0]);
     Some([1.0 - b.x - b.y - b.z, b.x, b.y, b.z])

@@ -24,6 +24,31 @@ pub fn signed_volume(p: [&Vector3<f64>; 4]) -> f64 {
     (p[1] - p[0]).dot(&(p[2] - p[0]).cross(&(p[3] - p[0]))) / 6.0
 }
 
+/// The five tets of a cube cell, from its corners `[c000, c100, c010, c110, c001, c101, c011,
+/// c111]` (`cXYZ`: the corner at +X, +Y, +Z). The split alternates with the cell's parity
+/// (`even`: `(i + j + k) % 2 == 0`) so that neighbouring cells share their face diagonals.
+/// Orientation is not fixed here: callers swap two vertices of a tet whose volume is negative.
+pub fn five_tets(c: [u32; 8], even: bool) -> [[u32; 4]; 5] {
+    let [c000, c100, c010, c110, c001, c101, c011, c111] = c;
+    if even {
+        [
+            [c000, c100, c010, c001],
+            [c110, c100, c010, c111],
+            [c101, c100, c001, c111],
+            [c011, c010, c001, c111],
+            [c100, c010, c001, c111],
+        ]
+    } else {
+        [
+            [c100, c000, c110, c101],
+            [c010, c000, c110, c011],
+            [c001, c000, c101, c011],
+            [c111, c110, c101, c011],
+            [c000, c110, c101, c011],
+        ]
+    }
+}
+
 impl TetMesh {
     /// A box from `min_m` to `max_m` split into `cells` cubes-ish cells along x, y, z, each cell
     /// into five tets (the split alternates with cell parity so shared faces match).
@@ -77,23 +102,10 @@ impl TetMesh {
                     let c = |a: usize, b: usize, cc: usize| idx(i + a, j + b, k + cc);
                     let (c000, c100, c010, c110) = (c(0, 0, 0), c(1, 0, 0), c(0, 1, 0), c(1, 1, 0));
                     let (c001, c101, c011, c111) = (c(0, 0, 1), c(1, 0, 1), c(0, 1, 1), c(1, 1, 1));
-                    let cell_tets = if (i + j + k) % 2 == 0 {
-                        [
-                            [c000, c100, c010, c001],
-                            [c110, c100, c010, c111],
-                            [c101, c100, c001, c111],
-                            [c011, c010, c001, c111],
-                            [c100, c010, c001, c111],
-                        ]
-                    } else {
-                        [
-                            [c100, c000, c110, c101],
-                            [c010, c000, c110, c011],
-                            [c001, c000, c101, c011],
-                            [c111, c110, c101, c011],
-                            [c000, c110, c101, c011],
-                        ]
-                    };
+                    let cell_tets = five_tets(
+                        [c000, c100, c010, c110, c001, c101, c011, c111],
+                        (i + j + k) % 2 == 0,
+                    );
                     for mut t in cell_tets {
                         let v = signed_volume(t.map(|q| &rest[q as usize]));
                         if v < 0.0 {

@@ -18,6 +18,7 @@ use super::materials::{self, LabelMaterial};
 use super::provenance::Provenance;
 use super::tets::{self, MeshError, TetOptions, TwinMesh};
 use super::volume::LabelVolume;
+use crate::tissue::embed::barycentric;
 use crate::tissue::{mesh::TetMesh, Material, Tissue};
 
 /// A triangle surface with a label per triangle (patient frame, metres).
@@ -66,13 +67,6 @@ pub fn label_surface(labels: &LabelVolume, triangle_budget: usize) -> LabelledSu
             .extend(std::iter::repeat_n(*label, mesh.triangles.len()));
     }
     out
-}
-
-/// Barycentric coordinates of `p` in the tet `x` (sum 1; all >= 0 inside).
-fn barycentric(x: [Vector3<f64>; 4], p: Vector3<f64>) -> Option<[f64; 4]> {
-    let m = nalgebra::Matrix3::from_columns(&[x[1] - x[0], x[2] - x[0], x[3] - x[0]]);
-    let b = m.try_inverse()? * (p - x[0]);
-    Some([1.0 - b.x - b.y - b.z, b.x, b.y, b.z])
 }
 
 /// Binds every vertex to the tet holding it (or the nearest one), through a hash grid of tets

@@ -26,7 +26,7 @@ use nalgebra::Vector3;
 
 use super::labels::Label;
 use super::volume::LabelVolume;
-use crate::tissue::mesh::signed_volume;
+use crate::tissue::mesh::{five_tets, signed_volume};
 
 /// Tets aimed for when no budget is given: about what one core steps in a millisecond.
 pub const DEFAULT_TET_BUDGET: usize = 20_000;
@@ -314,23 +314,10 @@ pub fn lattice_tets(
             corner(0, 1, 1),
             corner(1, 1, 1),
         );
-        let split = if (i + j + k) % 2 == 0 {
-            [
-                [c000, c100, c010, c001],
-                [c110, c100, c010, c111],
-                [c101, c100, c001, c111],
-                [c011, c010, c001, c111],
-                [c100, c010, c001, c111],
-            ]
-        } else {
-            [
-                [c100, c000, c110, c101],
-                [c010, c000, c110, c011],
-                [c001, c000, c101, c011],
-                [c111, c110, c101, c011],
-                [c000, c110, c101, c011],
-            ]
-        };
+        let split = five_tets(
+            [c000, c100, c010, c110, c001, c101, c011, c111],
+            (i + j + k) % 2 == 0,
+        );
         for mut t in split {
             if signed_volume(t.map(|q| &positions[q as usize])) < 0.0 {
                 t.swap(2, 3);
