@@ -105,7 +105,8 @@ fn compile(path: &Path) -> Result<Vec<u8>, String> {
     let options = naga::back::spv::Options {
         lang_version: (1, 3),
         flags,
-        fake_missing_bindings: false,
+        // No binding map: each `@group(g) @binding(b)` becomes descriptor set g, binding b.
+        fake_missing_bindings: true,
         ..Default::default()
     };
     let words = naga::back::spv::write_vec(&module, &info, &options, None)

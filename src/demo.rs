@@ -29,9 +29,10 @@ use crate::haptics::watchdog::{
 use crate::haptics::woodenhaptics::{
     CurrentMonitor, EmulatedFaults, EmulatedWoodenHaptics, WoodenHaptics, WoodenHapticsProtocol,
 };
+use crate::render::material;
 use crate::render::{Camera, RenderOptions};
 use crate::render_loop::{
-    self, EmbeddedView, RenderLoopConfig, RenderLoopReport, ValidationSummary,
+    self, EmbeddedView, RenderLoopConfig, RenderLoopReport, SceneSetup, ValidationSummary,
 };
 use crate::session::{self, LogHeader};
 use crate::stats::Percentiles;
@@ -118,8 +119,9 @@ pub struct CaseTissue {
     pub case_id: String,
     /// Materials per label, as JSON.
     pub materials: serde_json::Value,
-    /// The twin's fine surface, embedded in the tets.
-    pub embedded: Option<EmbeddedView>,
+    /// What the renderer needs besides the snapshots: tets, particle labels, the twin's fine
+    /// surface (instructions and the gauge's scale are filled in by the run).
+    pub scene: SceneSetup,
 }
 
 /// The tissue of a demo case.
@@ -128,8 +130,14 @@ pub fn case_tissue(case: &DemoCase, tets: usize) -> Result<CaseTissue, DemoError
     let twin = match case {
         DemoCase::Block => {
             let m = Material::LIVER;
+            let tissue = phantom_block();
+            let scene = SceneSetup {
+                tets: tissue.tets().to_vec(),
+                particle_labels: vec![material::PARENCHYMA; tissue.particle_count()],
+                ..SceneSetup::default()
+            };
             return Ok(CaseTissue {
-                tissue: phantom_block(),
+                tissue,
                 case_id: "phantom-block".into(),
                 materials: serde_json::json!([{
                     "label": 1,
@@ -137,7 +145,7 @@ pub fn case_tissue(case: &DemoCase, tets: usize) -> Result<CaseTissue, DemoError
                     "poisson_ratio": m.poisson_ratio,
                     "density_kg_per_m3": m.density_kg_per_m3,
                 }]),
-                embedded: None,
+                scene,
             });
         }
         DemoCase::Phantom => build::phantom_twin(
@@ -160,17 +168,50 @@ pub fn case_tissue(case: &DemoCase, tets: usize) -> Result<CaseTissue, DemoError
     let tissue = build::to_tissue(&twin, &to_world);
     let materials = serde_json::to_value(&twin.header.materials).unwrap_or_default();
     let s = &twin.surface;
+    // Each label's surface has vertices of its own, so a vertex takes its triangles' label.
+    let mut vertex_labels = vec![material::DEFAULT; s.vertices_m.len()];
+    for (t, &label) in s.triangles.iter().zip(&s.triangle_labels) {
+        for &v in t {
+            if let Some(l) = vertex_labels.get_mut(v as usize) {
+                *l = label.min(material::CUT - 1);
+            }
+        }
+    }
     let embedded = (!s.triangles.is_empty()).then(|| EmbeddedView {
         tets: twin.mesh.tets.clone(),
         vertex_tets: s.vertex_tets.clone(),
         vertex_barycentric: s.vertex_barycentric.clone(),
         triangles: s.triangles.clone(),
+        vertex_labels,
     });
+    // A particle shows the most telling label of its tets: tumour, then vessel, then any.
+    let rank = |l: u8| match l {
+        material::TUMOUR => 3,
+        material::VESSEL => 2,
+        0 => 0,
+        _ => 1,
+    };
+    let mut particle_labels = vec![material::DEFAULT; tissue.particle_count()];
+    for (tet, &label) in twin.mesh.tets.iter().zip(&twin.mesh.tet_labels) {
+        let label = label.min(material::CUT - 1);
+        for &p in tet {
+            if let Some(cur) = particle_labels.get_mut(p as usize) {
+                if rank(label) > rank(*cur) {
+                    *cur = label;
+                }
+            }
+        }
+    }
     Ok(CaseTissue {
+        scene: SceneSetup {
+            tets: tissue.tets().to_vec(),
+            particle_labels,
+            embedded,
+            ..SceneSetup::default()
+        },
         tissue,
         case_id: twin.header.provenance.case_id.clone(),
         materials,
-        embedded,
     })
 }
 
@@ -563,7 +604,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         tissue,
         case_id,
         materials,
-        embedded,
+        scene: mut scene_setup,
     } = case_tissue(&opts.case, opts.tets)?;
     let tissue_summary = TissueSummary {
         particles: tissue.particle_count(),
@@ -623,6 +664,11 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             open_generic(which)?
         }
     };
+    scene_setup.force_max_n = device.info().max_force_n as f32;
+    scene_setup.instructions = Some(match opts.case {
+        DemoCase::Block => "PALPATE THE BLOCK".to_string(),
+        _ => "PALPATE THE ORGAN - FIND THE TUMOUR".to_string(),
+    });
     let header = LogHeader {
         software_version: env!("CARGO_PKG_VERSION").into(),
         scenario: "demo-palpation".into(),
@@ -675,7 +721,8 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             },
             camera: Camera::default_for_block(),
             max_frames: None,
-            embedded_surface: embedded,
+            scene: scene_setup,
+            before_frame: None,
         };
         let (handle, ready) = render_loop::spawn_render_loop(subscriber, render_stop.clone(), cfg)
             .map_err(|source| DemoError::Thread {

@@ -188,8 +188,9 @@ impl std::fmt::Display for DeviceSummary {
 /// Lists the Vulkan physical devices the loader sees (for `haptwin doctor`).
 pub fn list_devices() -> Result<Vec<DeviceSummary>, RenderError> {
     let entry = load_entry()?;
-    let instance = create_instance(&entry, false, None)?;
-    let result = enumerate(&instance.instance).map(|v| v.into_iter().map(|c| c.summary).collect());
+    let instance = create_instance(&entry, false, None, &PlainVulkan)?;
+    let result = enumerate(&instance.instance, &PlainVulkan)
+        .map(|v| v.into_iter().map(|c| c.summary).collect());
     // SAFETY: no object was created from this instance; it is destroyed exactly once.
     unsafe { instance.instance.destroy_instance(None) };
     result
@@ -222,6 +223,7 @@ fn create_instance(
     entry: &ash::Entry,
     validation: bool,
     debug: Option<&Arc<DebugState>>,
+    hooks: &dyn ContextHooks,
 ) -> Result<CreatedInstance, RenderError> {
     // SAFETY: plain queries on a loaded entry.
     let version = unsafe { entry.try_enumerate_instance_version() }
@@ -268,6 +270,19 @@ fn create_instance(
     if debug_utils {
         ext_names.push(ash::ext::debug_utils::NAME.as_ptr());
     }
+    let extra = hooks.instance_extensions();
+    for e in &extra {
+        if !extensions
+            .iter()
+            .any(|p| p.extension_name_as_c_str() == Ok(e.as_c_str()))
+        {
+            return Err(RenderError::ExtensionMissing {
+                extension: e.to_string_lossy().into_owned(),
+                level: "instance",
+            });
+        }
+        ext_names.push(e.as_ptr());
+    }
     let app = vk::ApplicationInfo::default()
         .application_name(c"haptwin")
         .application_version(vk::make_api_version(0, 0, 1, 0))
@@ -281,10 +296,11 @@ fn create_instance(
     if debug.is_some() && debug_utils {
         info = info.push_next(&mut messenger_info);
     }
-    // SAFETY: all pointers in `info` (names, app info, messenger info and its user data, an
-    // Arc the caller keeps alive) outlive this call.
-    let instance = unsafe { entry.create_instance(&info, None) }
-        .map_err(RenderError::vk("vkCreateInstance"))?;
+    // All pointers in `info` (names, app info, messenger info and its user data, an Arc the
+    // caller keeps alive) outlive this call.
+    let raw = hooks.create_instance(entry, &info)?;
+    // SAFETY: `raw` is a live instance just created from this entry's loader.
+    let instance = unsafe { ash::Instance::load(entry.static_fn(), raw) };
     Ok(CreatedInstance {
         instance,
         debug_utils,
@@ -315,7 +331,10 @@ struct Candidate {
     summary: DeviceSummary,
 }
 
-fn enumerate(instance: &ash::Instance) -> Result<Vec<Candidate>, RenderError> {
+fn enumerate(
+    instance: &ash::Instance,
+    hooks: &dyn ContextHooks,
+) -> Result<Vec<Candidate>, RenderError> {
     // SAFETY: valid instance; the queries only fill the structs passed in.
     unsafe {
         let physicals = instance
@@ -345,20 +364,30 @@ fn enumerate(instance: &ash::Instance) -> Result<Vec<Candidate>, RenderError> {
             let queue_family = instance
                 .get_physical_device_queue_family_properties(physical)
                 .iter()
-                .position(|q| q.queue_flags.contains(vk::QueueFlags::GRAPHICS) && q.queue_count > 0)
+                .enumerate()
+                .position(|(i, q)| {
+                    q.queue_flags.contains(vk::QueueFlags::GRAPHICS)
+                        && q.queue_count > 0
+                        && hooks.queue_family_ok(physical, i as u32)
+                })
                 .map(|i| i as u32);
             let unusable_reason = if api < vk::API_VERSION_1_3 {
                 Some("Vulkan 1.3 not supported".to_owned())
             } else if queue_family.is_none() {
                 Some("no graphics queue".to_owned())
             } else {
+                let mut f11 = vk::PhysicalDeviceVulkan11Features::default();
                 let mut f13 = vk::PhysicalDeviceVulkan13Features::default();
-                let mut f2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut f13);
+                let mut f2 = vk::PhysicalDeviceFeatures2::default()
+                    .push_next(&mut f11)
+                    .push_next(&mut f13);
                 instance.get_physical_device_features2(physical, &mut f2);
                 if f13.dynamic_rendering == vk::FALSE {
                     Some("no dynamicRendering".to_owned())
                 } else if f13.synchronization2 == vk::FALSE {
                     Some("no synchronization2".to_owned())
+                } else if f11.multiview == vk::FALSE {
+                    Some("no multiview".to_owned())
                 } else {
                     None
                 }
@@ -386,10 +415,67 @@ fn enumerate(instance: &ash::Instance) -> Result<Vec<Candidate>, RenderError> {
     }
 }
 
+/// How a display target takes part in setting Vulkan up: the OpenXR runtime must create the
+/// instance and device itself (`XR_KHR_vulkan_enable2`) and names the physical device; a window
+/// needs the surface and swapchain extensions and a queue that can present. The default
+/// methods set Vulkan up the plain way (headless).
+///
+/// Render thread only; every method is called once, during [`GpuContext::with_hooks`].
+pub trait ContextHooks {
+    /// Instance extensions the target needs besides the renderer's own.
+    fn instance_extensions(&self) -> Vec<CString> {
+        Vec::new()
+    }
+    /// Device extensions the target needs.
+    fn device_extensions(&self) -> Vec<CString> {
+        Vec::new()
+    }
+    /// Creates the instance from the renderer's create info (the OpenXR runtime adds its
+    /// own extensions and layers).
+    fn create_instance(
+        &self,
+        entry: &ash::Entry,
+        info: &vk::InstanceCreateInfo<'_>,
+    ) -> Result<vk::Instance, RenderError> {
+        // SAFETY: `info` and everything it points to outlive this call (the caller's locals).
+        unsafe { entry.create_instance(info, None) }
+            .map(|i| i.handle())
+            .map_err(RenderError::vk("vkCreateInstance"))
+    }
+    /// The physical device the target insists on (`None`: the renderer chooses).
+    fn physical_device(
+        &self,
+        _instance: &ash::Instance,
+    ) -> Result<Option<vk::PhysicalDevice>, RenderError> {
+        Ok(None)
+    }
+    /// Whether the queue family can serve the target (e.g. present to its surface).
+    fn queue_family_ok(&self, _physical: vk::PhysicalDevice, _family: u32) -> bool {
+        true
+    }
+    /// Creates the logical device from the renderer's create info.
+    fn create_device(
+        &self,
+        instance: &ash::Instance,
+        physical: vk::PhysicalDevice,
+        info: &vk::DeviceCreateInfo<'_>,
+    ) -> Result<vk::Device, RenderError> {
+        // SAFETY: `physical` belongs to `instance`; `info` outlives the call.
+        unsafe { instance.create_device(physical, info, None) }
+            .map(|d| d.handle())
+            .map_err(RenderError::vk("vkCreateDevice"))
+    }
+}
+
+/// Plain Vulkan set-up, for headless rendering.
+pub struct PlainVulkan;
+
+impl ContextHooks for PlainVulkan {}
+
 /// Instance-level state; destroys messenger and instance when dropped (after the device).
 struct InstanceParts {
     // Keeps the loader library loaded for as long as the instance lives.
-    _entry: ash::Entry,
+    entry: ash::Entry,
     instance: ash::Instance,
     debug_instance: Option<ash::ext::debug_utils::Instance>,
     messenger: vk::DebugUtilsMessengerEXT,
@@ -412,33 +498,44 @@ impl Drop for InstanceParts {
     }
 }
 
-/// The Vulkan instance + logical device the renderer draws with.
-pub(crate) struct GpuContext {
+/// The Vulkan instance + logical device the renderer draws with. Display targets make their
+/// own objects (swapchains, semaphores) on it through [`crate::render::Renderer::context`].
+pub struct GpuContext {
+    /// The logical device.
     pub device: ash::Device,
     debug_device: Option<ash::ext::debug_utils::Device>,
+    /// The physical device.
     pub physical: vk::PhysicalDevice,
+    /// The graphics queue everything is submitted to.
     pub queue: vk::Queue,
+    /// Its family.
     pub queue_family: u32,
+    /// The device's name.
     pub device_name: String,
-    pub debug: Arc<DebugState>,
+    pub(crate) debug: Arc<DebugState>,
     names: Mutex<Vec<String>>,
     // Declared last: dropped after GpuContext::drop destroyed the device.
     inst: InstanceParts,
 }
 
 impl GpuContext {
-    pub(crate) fn new(validation: bool, device_filter: Option<&str>) -> Result<Self, RenderError> {
+    /// Sets Vulkan up with `hooks` deciding how the instance and device are made.
+    pub(crate) fn with_hooks(
+        validation: bool,
+        device_filter: Option<&str>,
+        hooks: &dyn ContextHooks,
+    ) -> Result<Self, RenderError> {
         let entry = load_entry()?;
         let debug = Arc::new(DebugState {
             enabled: validation,
             ..Default::default()
         });
-        let created = create_instance(&entry, validation, validation.then_some(&debug))?;
+        let created = create_instance(&entry, validation, validation.then_some(&debug), hooks)?;
         let mut inst = InstanceParts {
             debug_instance: created
                 .debug_utils
                 .then(|| ash::ext::debug_utils::Instance::new(&entry, &created.instance)),
-            _entry: entry,
+            entry,
             instance: created.instance,
             messenger: vk::DebugUtilsMessengerEXT::null(),
             _debug: debug.clone(),
@@ -451,11 +548,13 @@ impl GpuContext {
                     .map_err(RenderError::vk("vkCreateDebugUtilsMessengerEXT"))?;
             }
         }
-        let candidates = enumerate(&inst.instance)?;
+        let candidates = enumerate(&inst.instance, hooks)?;
         let filter_lc = device_filter.map(str::to_lowercase);
+        let required = hooks.physical_device(&inst.instance)?;
         let chosen = candidates
             .iter()
             .filter(|c| c.summary.unusable_reason.is_none())
+            .filter(|c| required.is_none_or(|r| r == c.physical))
             .filter(|c| filter_lc.as_ref().is_none_or(|f| c.summary.name.to_lowercase().contains(f)))
             .min_by_key(|c| c.summary.kind)
             .ok_or_else(|| RenderError::NoDevice {
@@ -471,16 +570,39 @@ impl GpuContext {
         let queue_info = [vk::DeviceQueueCreateInfo::default()
             .queue_family_index(queue_family)
             .queue_priorities(&priorities)];
+        let mut f11 = vk::PhysicalDeviceVulkan11Features::default().multiview(true);
         let mut f13 = vk::PhysicalDeviceVulkan13Features::default()
             .dynamic_rendering(true)
             .synchronization2(true);
+        let dev_ext = hooks.device_extensions();
+        // SAFETY: plain query on a physical device of this instance.
+        let available = unsafe {
+            inst.instance
+                .enumerate_device_extension_properties(chosen.physical)
+        }
+        .map_err(RenderError::vk("vkEnumerateDeviceExtensionProperties"))?;
+        for e in &dev_ext {
+            if !available
+                .iter()
+                .any(|p| p.extension_name_as_c_str() == Ok(e.as_c_str()))
+            {
+                return Err(RenderError::ExtensionMissing {
+                    extension: e.to_string_lossy().into_owned(),
+                    level: "device",
+                });
+            }
+        }
+        let dev_ext_ptrs: Vec<*const std::ffi::c_char> =
+            dev_ext.iter().map(|e| e.as_ptr()).collect();
         let info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queue_info)
+            .enabled_extension_names(&dev_ext_ptrs)
+            .push_next(&mut f11)
             .push_next(&mut f13);
-        // SAFETY: `chosen.physical` came from this instance; `info` and its chain outlive the
-        // call.
-        let device = unsafe { inst.instance.create_device(chosen.physical, &info, None) }
-            .map_err(RenderError::vk("vkCreateDevice"))?;
+        // `chosen.physical` came from this instance; `info` and its chain outlive the call.
+        let raw = hooks.create_device(&inst.instance, chosen.physical, &info)?;
+        // SAFETY: `raw` is a live device just created on this instance.
+        let device = unsafe { ash::Device::load(inst.instance.fp_v1_0(), raw) };
         // SAFETY: queue 0 of a family requested at device creation.
         let queue = unsafe { device.get_device_queue(queue_family, 0) };
         let debug_device = created
@@ -502,13 +624,19 @@ impl GpuContext {
         Ok(ctx)
     }
 
-    pub(crate) fn instance(&self) -> &ash::Instance {
+    /// The instance.
+    pub fn instance(&self) -> &ash::Instance {
         &self.inst.instance
+    }
+
+    /// The loader entry (display targets load their extension functions from it).
+    pub fn entry(&self) -> &ash::Entry {
+        &self.inst.entry
     }
 
     /// Gives `handle` a debug name (`vkSetDebugUtilsObjectNameEXT`) when debug utils is
     /// available, and records it in [`Self::object_names`]. Naming never fails the caller.
-    pub(crate) fn name<H: vk::Handle>(&self, handle: H, name: &str) {
+    pub fn name<H: vk::Handle>(&self, handle: H, name: &str) {
         let Some(du) = &self.debug_device else { return };
         let Ok(c) = CString::new(name) else { return };
         let info = vk::DebugUtilsObjectNameInfoEXT::default()

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use ash::vk;
 
-/// Everything that can go wrong in the headless renderer.
+/// Everything that can go wrong in the renderer and its display targets.
 #[derive(thiserror::Error, Debug)]
 #[non_exhaustive]
 pub enum RenderError {
@@ -79,6 +79,25 @@ pub enum RenderError {
     /// so messages could not be counted.
     #[error("validation requested but VK_EXT_debug_utils is not available")]
     DebugUtilsMissing,
+
+    /// A Vulkan extension the display target needs is not offered (e.g. `VK_KHR_swapchain`
+    /// for a window).
+    #[error("the Vulkan {level} extension {extension} is not available")]
+    ExtensionMissing {
+        /// The extension's name.
+        extension: String,
+        /// `instance` or `device`.
+        level: &'static str,
+    },
+
+    /// The display target (OpenXR runtime, window system) failed; `target` says which.
+    #[error("{target}: {message}")]
+    Target {
+        /// `openxr`, `window`, ...
+        target: &'static str,
+        /// What went wrong, with the failing call.
+        message: String,
+    },
 
     /// The options cannot be honoured (e.g. a zero-sized image).
     #[error("invalid render options: {reason}")]

@@ -7,6 +7,14 @@
 pub(crate) type Mat4 = [[f32; 4]; 4];
 pub(crate) type Vec3 = [f32; 3];
 
+pub(crate) fn add(a: Vec3, b: Vec3) -> Vec3 {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+
+pub(crate) fn scale(a: Vec3, s: f32) -> Vec3 {
+    [a[0] * s, a[1] * s, a[2] * s]
+}
+
 pub(crate) fn sub(a: Vec3, b: Vec3) -> Vec3 {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
@@ -85,6 +93,120 @@ pub(crate) fn perspective_vk(fov_y: f32, aspect: f32, near: f32, far: f32) -> Ma
     ]
 }
 
+/// Asymmetric perspective projection into Vulkan clip space from the tangents of the four
+/// half-angles (OpenXR's `XrFovf`: `left` and `down` are negative for a usual eye).
+pub(crate) fn frustum_vk(
+    tan_left: f32,
+    tan_right: f32,
+    tan_up: f32,
+    tan_down: f32,
+    near: f32,
+    far: f32,
+) -> Mat4 {
+    let w = tan_right - tan_left;
+    let h = tan_up - tan_down;
+    let a = far / (near - far);
+    let b = near * far / (near - far);
+    // x_ndc = (2 x / -z - (r + l)) / w; y_ndc is flipped (Vulkan y down).
+    [
+        [2.0 / w, 0.0, 0.0, 0.0],
+        [0.0, -2.0 / h, 0.0, 0.0],
+        [
+            (tan_right + tan_left) / w,
+            -(tan_up + tan_down) / h,
+            a,
+            -1.0,
+        ],
+        [0.0, 0.0, b, 0.0],
+    ]
+}
+
+/// The rotation matrix of a unit quaternion `[x, y, z, w]` (columns).
+pub(crate) fn quat_to_mat3(q: [f32; 4]) -> [[f32; 3]; 3] {
+    let [x, y, z, w] = q;
+    [
+        [
+            1.0 - 2.0 * (y * y + z * z),
+            2.0 * (x * y + z * w),
+            2.0 * (x * z - y * w),
+        ],
+        [
+            2.0 * (x * y - z * w),
+            1.0 - 2.0 * (x * x + z * z),
+            2.0 * (y * z + x * w),
+        ],
+        [
+            2.0 * (x * z + y * w),
+            2.0 * (y * z - x * w),
+            1.0 - 2.0 * (x * x + y * y),
+        ],
+    ]
+}
+
+/// The view matrix (world -> eye) of an eye at `position` with orientation `q` (eye -> world
+/// rotation, `[x, y, z, w]`, looking down the eye's -z).
+pub(crate) fn view_from_pose(position: Vec3, q: [f32; 4]) -> Mat4 {
+    let r = quat_to_mat3(q);
+    // Inverse of a rigid motion: R^T, -R^T p.
+    let mut m = [[0.0f32; 4]; 4];
+    for (c, col) in m.iter_mut().take(3).enumerate() {
+        for (row, v) in col.iter_mut().take(3).enumerate() {
+            *v = r[row][c];
+        }
+    }
+    for row in 0..3 {
+        m[3][row] = -dot(r[row], position);
+    }
+    m[3][3] = 1.0;
+    m
+}
+
+/// A model matrix whose local +y runs along `axis` (normalised here), scaled by `scale`
+/// (local x, y, z), placed at `origin`.
+pub(crate) fn model_along(origin: Vec3, axis: Vec3, scale: Vec3) -> Mat4 {
+    let y = normalize(axis).unwrap_or([0.0, 1.0, 0.0]);
+    let helper = if y[0].abs() < 0.9 {
+        [1.0, 0.0, 0.0]
+    } else {
+        [0.0, 0.0, 1.0]
+    };
+    let x = normalize(cross(helper, y)).unwrap_or([1.0, 0.0, 0.0]);
+    let z = cross(x, y);
+    [
+        [x[0] * scale[0], x[1] * scale[0], x[2] * scale[0], 0.0],
+        [y[0] * scale[1], y[1] * scale[1], y[2] * scale[1], 0.0],
+        [z[0] * scale[2], z[1] * scale[2], z[2] * scale[2], 0.0],
+        [origin[0], origin[1], origin[2], 1.0],
+    ]
+}
+
+/// A model matrix from an origin and three (already scaled) axis columns.
+pub(crate) fn model_from_axes(origin: Vec3, x: Vec3, y: Vec3, z: Vec3) -> Mat4 {
+    [
+        [x[0], x[1], x[2], 0.0],
+        [y[0], y[1], y[2], 0.0],
+        [z[0], z[1], z[2], 0.0],
+        [origin[0], origin[1], origin[2], 1.0],
+    ]
+}
+
+/// Translation + uniform scale.
+pub(crate) fn translate_scale(t: Vec3, s: f32) -> Mat4 {
+    [
+        [s, 0.0, 0.0, 0.0],
+        [0.0, s, 0.0, 0.0],
+        [0.0, 0.0, s, 0.0],
+        [t[0], t[1], t[2], 1.0],
+    ]
+}
+
+pub(crate) const IDENTITY: Mat4 = [
+    [1.0, 0.0, 0.0, 0.0],
+    [0.0, 1.0, 0.0, 0.0],
+    [0.0, 0.0, 1.0, 0.0],
+    [0.0, 0.0, 0.0, 1.0],
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +221,34 @@ mod tests {
         // +y in view space goes up on screen, i.e. negative clip y.
         let up = transform(&p, [0.0, 1.0, -1.0, 1.0]);
         assert!(up[1] < 0.0);
+    }
+
+    #[test]
+    fn symmetric_frustum_matches_perspective() {
+        let t = (0.5f32).tan();
+        let f = frustum_vk(-t * 1.5, t * 1.5, t, -t, 0.1, 10.0);
+        let p = perspective_vk(1.0, 1.5, 0.1, 10.0);
+        for c in 0..4 {
+            for r in 0..4 {
+                assert!((f[c][r] - p[c][r]).abs() < 1e-5, "{c} {r}: {f:?} {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn pose_view_inverts_the_pose() {
+        // 90 degrees about y: the eye looks down world -x.
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        let v = view_from_pose([1.0, 2.0, 3.0], [0.0, h, 0.0, h]);
+        let ahead = transform(&v, [0.0, 2.0, 3.0, 1.0]);
+        assert!(ahead[0].abs() < 1e-5 && ahead[1].abs() < 1e-5, "{ahead:?}");
+        assert!((ahead[2] + 1.0).abs() < 1e-5, "{ahead:?}");
+        let m = model_along([0.0; 3], [0.0, 0.0, 2.0], [1.0, 3.0, 1.0]);
+        let tip = transform(&m, [0.0, 1.0, 0.0, 1.0]);
+        assert!(
+            (tip[2] - 3.0).abs() < 1e-5 && tip[0].abs() < 1e-5,
+            "{tip:?}"
+        );
     }
 
     #[test]

@@ -1,20 +1,36 @@
 //! CPU-side mesh building for the renderer: tissue vertices with smooth normals, the tool's
 //! UV sphere and the operating-table quad.
 //!
-//! Contract: pure functions, no Vulkan. Vertices are `position, normal` (6 x f32, 24 bytes,
-//! matching the vertex input of `shaders/mesh.wgsl`); indices are `u32` triangle lists.
+//! Contract: pure functions, no Vulkan. Vertices are `position, normal, material, overlay`
+//! (32 bytes, matching the vertex input of `shaders/mesh.wgsl`); indices are `u32` triangle
+//! lists.
 
 use super::math::{cross, normalize, sub};
 use super::RenderError;
 
-/// One vertex as the pipeline reads it (binding 0, stride 24).
+/// One vertex as the pipeline reads it (binding 0, stride 32).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct Vertex {
     pub pos: [f32; 3],
     pub normal: [f32; 3],
+    /// Index into the frame's material table.
+    pub material: u32,
+    /// Overlay value, 0..1 (stress heat map).
+    pub overlay: f32,
 }
 
-pub(crate) const VERTEX_STRIDE: usize = 24;
+impl Vertex {
+    pub(crate) fn new(pos: [f32; 3], normal: [f32; 3]) -> Self {
+        Self {
+            pos,
+            normal,
+            material: 0,
+            overlay: 0.0,
+        }
+    }
+}
+
+pub(crate) const VERTEX_STRIDE: usize = 32;
 
 /// Serialises vertices into `dst` (native endianness, as the GPU reads them).
 pub(crate) fn write_vertices(dst: &mut [u8], verts: &[Vertex]) {
@@ -22,6 +38,8 @@ pub(crate) fn write_vertices(dst: &mut [u8], verts: &[Vertex]) {
         for (i, f) in v.pos.iter().chain(v.normal.iter()).enumerate() {
             chunk[i * 4..i * 4 + 4].copy_from_slice(&f.to_ne_bytes());
         }
+        chunk[24..28].copy_from_slice(&v.material.to_ne_bytes());
+        chunk[28..32].copy_from_slice(&v.overlay.to_ne_bytes());
     }
 }
 
@@ -34,16 +52,28 @@ pub(crate) fn write_indices(dst: &mut [u8], indices: impl Iterator<Item = u32>) 
 
 /// Builds the tissue vertices: the given positions with smooth per-vertex normals (the
 /// area-weighted sum of the adjacent faces' normals; a vertex touched by no usable face gets
-/// +y). Checks every index; `out` is reused to avoid reallocating each frame.
+/// +y). Checks every index; `out` is reused to avoid reallocating each frame. `materials` and
+/// `overlay` are per vertex; when shorter (e.g. empty), the rest gets `default_material` and 0.
 pub(crate) fn tissue_vertices(
     positions: &[[f32; 3]],
     triangles: &[[u32; 3]],
+    materials: &[u8],
+    overlay: &[f32],
+    default_material: u32,
     out: &mut Vec<Vertex>,
 ) -> Result<(), RenderError> {
     out.clear();
-    out.extend(positions.iter().map(|&pos| Vertex {
-        pos,
-        normal: [0.0; 3],
+    out.extend(positions.iter().enumerate().map(|(i, &pos)| {
+        Vertex {
+            pos,
+            normal: [0.0; 3],
+            material: materials.get(i).map_or(default_material, |&m| u32::from(m)),
+            overlay: overlay
+                .get(i)
+                .copied()
+                .filter(|v| v.is_finite())
+                .unwrap_or(0.0),
+        }
     }));
     for (t, tri) in triangles.iter().enumerate() {
         if let Some(&bad) = tri.iter().find(|&&i| i as usize >= positions.len()) {
@@ -86,7 +116,7 @@ pub(crate) fn uv_sphere(stacks: u32, slices: u32) -> (Vec<Vertex>, Vec<u32>) {
                 theta.cos(),
                 theta.sin() * phi.sin(),
             ];
-            verts.push(Vertex { pos: p, normal: p });
+            verts.push(Vertex::new(p, p));
         }
     }
     let mut idx = Vec::with_capacity((stacks * slices * 6) as usize);
@@ -108,8 +138,53 @@ pub(crate) fn table_quad(size_m: f32, y_m: f32) -> (Vec<Vertex>, Vec<u32>) {
     let h = 0.5 * size_m;
     let n = [0.0, 1.0, 0.0];
     let verts = [[-h, y_m, -h], [-h, y_m, h], [h, y_m, h], [h, y_m, -h]]
-        .map(|pos| Vertex { pos, normal: n })
+        .map(|pos| Vertex::new(pos, n))
         .to_vec();
+    (verts, vec![0, 1, 2, 0, 2, 3])
+}
+
+/// An open cylinder of radius 1 from y = 0 to y = 1 (the instrument's shaft, scaled and
+/// placed by the model matrix), outward normals, with a flat cap at y = 1.
+pub(crate) fn cylinder(slices: u32) -> (Vec<Vertex>, Vec<u32>) {
+    let mut verts = Vec::with_capacity((slices as usize + 1) * 2 + slices as usize + 1);
+    for j in 0..=slices {
+        let phi = std::f32::consts::TAU * j as f32 / slices as f32;
+        let (s, c) = phi.sin_cos();
+        verts.push(Vertex::new([c, 0.0, s], [c, 0.0, s]));
+        verts.push(Vertex::new([c, 1.0, s], [c, 0.0, s]));
+    }
+    let mut idx = Vec::with_capacity(slices as usize * 9);
+    for j in 0..slices {
+        let a = 2 * j;
+        // Counter-clockwise seen from outside.
+        idx.extend_from_slice(&[a, a + 1, a + 2, a + 2, a + 1, a + 3]);
+    }
+    let centre = verts.len() as u32;
+    verts.push(Vertex::new([0.0, 1.0, 0.0], [0.0, 1.0, 0.0]));
+    let ring = centre + 1;
+    for j in 0..=slices {
+        let phi = std::f32::consts::TAU * j as f32 / slices as f32;
+        let (s, c) = phi.sin_cos();
+        verts.push(Vertex::new([c, 1.0, s], [0.0, 1.0, 0.0]));
+    }
+    for j in 0..slices {
+        idx.extend_from_slice(&[centre, ring + j + 1, ring + j]);
+    }
+    (verts, idx)
+}
+
+/// A unit square in the x-y plane (0..1 on both), normal +z: panels and gauges, scaled and
+/// placed by the model matrix.
+pub(crate) fn unit_quad() -> (Vec<Vertex>, Vec<u32>) {
+    let n = [0.0, 0.0, 1.0];
+    let verts = [
+        [0.0, 0.0, 0.0],
+        [1.0, 0.0, 0.0],
+        [1.0, 1.0, 0.0],
+        [0.0, 1.0, 0.0],
+    ]
+    .map(|pos| Vertex::new(pos, n))
+    .to_vec();
     (verts, vec![0, 1, 2, 0, 2, 3])
 }
 
@@ -127,11 +202,19 @@ mod tests {
         ];
         let tris = [[0, 1, 2], [0, 2, 3]];
         let mut out = Vec::new();
-        tissue_vertices(&pos, &tris, &mut out).unwrap();
+        tissue_vertices(&pos, &tris, &[2], &[0.5, f32::NAN], 1, &mut out).unwrap();
         for v in &out {
             assert!((v.normal[1] - 1.0).abs() < 1e-6, "{v:?}");
         }
-        assert!(tissue_vertices(&pos, &[[0, 1, 9]], &mut out).is_err());
+        assert_eq!(
+            out.iter().map(|v| v.material).collect::<Vec<_>>(),
+            [2, 1, 1, 1]
+        );
+        assert_eq!(
+            out.iter().map(|v| v.overlay).collect::<Vec<_>>(),
+            [0.5, 0.0, 0.0, 0.0]
+        );
+        assert!(tissue_vertices(&pos, &[[0, 1, 9]], &[], &[], 0, &mut out).is_err());
     }
 
     #[test]
@@ -156,14 +239,18 @@ mod tests {
 
     #[test]
     fn vertex_bytes_layout() {
-        let mut buf = [0u8; 24];
+        let mut buf = [0u8; 32];
         write_vertices(
             &mut buf,
             &[Vertex {
                 pos: [1.0, 2.0, 3.0],
                 normal: [4.0, 5.0, 6.0],
+                material: 3,
+                overlay: 0.25,
             }],
         );
         assert_eq!(f32::from_ne_bytes(buf[20..24].try_into().unwrap()), 6.0);
+        assert_eq!(u32::from_ne_bytes(buf[24..28].try_into().unwrap()), 3);
+        assert_eq!(f32::from_ne_bytes(buf[28..32].try_into().unwrap()), 0.25);
     }
 }

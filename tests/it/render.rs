@@ -21,7 +21,7 @@ fn renderer(width: u32, height: u32) -> HeadlessRenderer {
         width,
         height,
         validation: true,
-        device_filter: None,
+        ..RenderOptions::default()
     };
     match HeadlessRenderer::new(&opts) {
         Ok(r) => r,
@@ -100,6 +100,7 @@ fn scene<'a>(
         tool_center_m: tool,
         tool_radius_m: 0.012,
         tool_force_n: force,
+        ..RenderScene::default()
     }
 }
 
@@ -198,17 +199,27 @@ fn renders_block_and_tool_with_clean_validation() {
     let names = r.object_names().join("\n");
     for want in [
         "color target",
+        "msaa color target",
         "depth target",
         "color target memory",
-        "readback buffer",
-        "tissue vertices",
-        "tool sphere indices",
+        "frame slot 0 readback",
+        "frame slot 0 tissue vertices",
+        "frame slot 0 uniforms",
+        "frame slot 1 fence",
+        "tool tip sphere indices",
+        "tool shaft vertices",
+        "panel quad vertices",
+        "font atlas",
+        "font atlas sampler",
         "mesh pipeline",
-        "mesh pipeline layout",
+        "text pipeline",
+        "scene pipeline layout",
         "mesh shader module",
-        "frame command pool",
-        "frame command buffer",
-        "frame fence",
+        "text shader module",
+        "frame descriptor set layout",
+        "frame slot 0 command pool",
+        "frame slot 0 command buffer",
+        "frame timestamps",
     ] {
         assert!(
             names.contains(want),
@@ -392,6 +403,7 @@ fn a_resected_trench_shows_in_the_render() {
                 tool_center_m: [0.045, 0.04, 0.045],
                 tool_radius_m: 0.005,
                 tool_force_n: [0.0; 3],
+                ..RenderScene::default()
             },
             &cam,
         )
