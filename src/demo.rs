@@ -723,6 +723,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             max_frames: None,
             scene: scene_setup,
             before_frame: None,
+            end_session: None,
         };
         let (handle, ready) = render_loop::spawn_render_loop(subscriber, render_stop.clone(), cfg)
             .map_err(|source| DemoError::Thread {

@@ -17,6 +17,7 @@
 pub mod bench;
 pub mod bus;
 pub mod demo;
+pub mod display;
 pub mod doctor;
 pub mod haptics;
 pub mod render;
@@ -25,3 +26,5 @@ pub mod session;
 pub mod stats;
 pub mod tissue;
 pub mod twin;
+pub mod window;
+pub mod xr;

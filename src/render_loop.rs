@@ -41,6 +41,9 @@ pub struct RenderLoopConfig {
     pub scene: SceneSetup,
     /// Called before each frame on the render thread (tests stall the renderer with it).
     pub before_frame: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    /// Set by the display when the user ends the session there (window closed, the OpenXR
+    /// runtime asked the app to exit); the run watches it like Ctrl-C.
+    pub end_session: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for RenderLoopConfig {
@@ -359,6 +362,11 @@ pub struct RenderLoopReport {
     pub gpu_ms: Option<Percentiles>,
     /// Views per frame (2: stereo).
     pub views: u32,
+    /// The display: `headless`, `window` or `xr`.
+    pub display: String,
+    /// What the display adds (OpenXR: runtime, states reached, frames submitted; window: size,
+    /// presents, input events).
+    pub details: Option<serde_json::Value>,
     /// Validation-layer findings, when validation was on.
     pub validation: Option<ValidationSummary>,
 }
@@ -375,6 +383,8 @@ impl RenderLoopReport {
             frame_ms: None,
             gpu_ms: None,
             views,
+            display: "headless".into(),
+            details: None,
             validation: None,
         }
     }

@@ -17,6 +17,8 @@
 //! - [`arm`]: serial-link arms over HID: the calibration file, kinematics, the device, and an
 //!   emulated arm speaking the same bytes, for any [`arm::ArmProtocol`].
 //! - [`woodenhaptics`]: the WoodenHaptics 1.5 firmware's report layout.
+//! - [`pointer`]: a pointer as the device: the tool follows the desktop window's mouse and
+//!   keyboard or an OpenXR controller, for trying the simulator without a force device.
 //! - [`polhem`]: the Haptikfabriken Polhem firmware's report layout and set-encoders command.
 //! - [`calibrate`]: `haptwin calibrate`: home-pose encoder offsets, workspace registration by
 //!   touched points (least-squares rigid fit), force-scale check; versioned result files.
@@ -42,6 +44,7 @@ pub mod descriptor;
 pub mod device;
 pub mod generic;
 pub mod haptic_loop;
+pub mod pointer;
 pub mod polhem;
 pub mod profiles;
 pub mod reconnect;

@@ -442,6 +442,15 @@ pub trait ContextHooks {
             .map(|i| i.handle())
             .map_err(RenderError::vk("vkCreateInstance"))
     }
+    /// Called once the instance exists, before devices are enumerated (a window makes its
+    /// surface here, so that [`Self::queue_family_ok`] can ask about presenting to it).
+    fn instance_created(
+        &self,
+        _entry: &ash::Entry,
+        _instance: &ash::Instance,
+    ) -> Result<(), RenderError> {
+        Ok(())
+    }
     /// The physical device the target insists on (`None`: the renderer chooses).
     fn physical_device(
         &self,
@@ -548,6 +557,7 @@ impl GpuContext {
                     .map_err(RenderError::vk("vkCreateDebugUtilsMessengerEXT"))?;
             }
         }
+        hooks.instance_created(&inst.entry, &inst.instance)?;
         let candidates = enumerate(&inst.instance, hooks)?;
         let filter_lc = device_filter.map(str::to_lowercase);
         let required = hooks.physical_device(&inst.instance)?;

@@ -203,7 +203,7 @@ pub struct Panel<'a> {
     pub top_left_m: [f32; 3],
     /// Width of the board, metres (it faces +z, leaning back by `lean_rad`).
     pub width_m: f32,
-    /// Height of a text line's capitals, metres.
+    /// Height of a text cell, metres (capitals are 0.7 of it; see [`crate::render::font`]).
     pub glyph_height_m: f32,
     /// How far the board leans back from upright, radians.
     pub lean_rad: f32,
