@@ -15,9 +15,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nalgebra::{Isometry3, Matrix3, Point3, Rotation3, Translation3, UnitQuaternion, Vector3};
 
 use crate::bus::{self, Command, TickRecord};
+use crate::display::{self, Display};
 use crate::haptics::arm::{ArmConfig, ArmDevice, ArmProtocol, EmulatedArm};
 use crate::haptics::device::HapticDevice;
 use crate::haptics::haptic_loop::{self, CoreConfig, HapticCore, LoopConfig, SceneSnapshot};
+use crate::haptics::pointer::{pointer_channel, PointerDevice};
 use crate::haptics::polhem::PolhemProtocol;
 use crate::haptics::replay::ReplayDevice;
 use crate::haptics::rt::RealtimeStatus;
@@ -32,7 +34,7 @@ use crate::haptics::woodenhaptics::{
 use crate::render::material;
 use crate::render::{Camera, RenderOptions};
 use crate::render_loop::{
-    self, EmbeddedView, RenderLoopConfig, RenderLoopReport, SceneSetup, ValidationSummary,
+    EmbeddedView, RenderLoopConfig, RenderLoopReport, SceneSetup, ValidationSummary,
 };
 use crate::session::{self, LogHeader};
 use crate::stats::Percentiles;
@@ -74,6 +76,12 @@ pub struct DemoOptions {
     /// (`<profile>.toml`, `<profile>-registration.toml`, as `haptwin calibrate` writes them);
     /// missing files fall back to the shipped calibration and the demo's placement.
     pub calibration_dir: Option<PathBuf>,
+    /// Where the rehearsal is shown: headless images (`demo`), a window, or a headset.
+    pub display: Display,
+    /// Views per frame of the headless display (2: stereo pairs, as `run` writes them).
+    pub views: u32,
+    /// Colour the tissue by strain.
+    pub strain_overlay: bool,
 }
 
 /// The tissue the demo runs on.
@@ -238,6 +246,9 @@ pub enum DemoDevice {
     /// A descriptor-driven generic HID device: a shipped profile's name
     /// (`calibration/generic/NAME.toml`) or a profile file's path.
     Generic(String),
+    /// The display's pointer: the window's mouse and keyboard, or a headset's controller
+    /// ([`crate::haptics::pointer`]); no force reaches the hand.
+    Pointer,
 }
 
 impl std::str::FromStr for DemoDevice {
@@ -249,6 +260,7 @@ impl std::str::FromStr for DemoDevice {
             "emulated:polhem" => Ok(Self::EmulatedPolhem),
             "woodenhaptics" => Ok(Self::WoodenHaptics),
             "polhem" => Ok(Self::Polhem),
+            "pointer" => Ok(Self::Pointer),
             _ if s.starts_with("generic:") && s.len() > "generic:".len() => {
                 Ok(Self::Generic(s["generic:".len()..].to_string()))
             }
@@ -256,8 +268,8 @@ impl std::str::FromStr for DemoDevice {
                 Some(path) if !path.is_empty() => Ok(Self::Replay(PathBuf::from(path))),
                 _ => Err(format!(
                     "unknown device {other:?}: use \"sim\", \"emulated:woodenhaptics\", \
-                     \"emulated:polhem\", \"woodenhaptics\", \"polhem\", \"generic:PROFILE\" or \
-                     \"replay:LOG\""
+                     \"emulated:polhem\", \"woodenhaptics\", \"polhem\", \"generic:PROFILE\", \
+                     \"pointer\" or \"replay:LOG\""
                 )),
             },
         }
@@ -420,6 +432,9 @@ impl Default for DemoOptions {
             case: DemoCase::Phantom,
             tets: DEMO_TETS,
             calibration_dir: None,
+            display: Display::Headless,
+            views: 1,
+            strain_overlay: false,
         }
     }
 }
@@ -449,10 +464,19 @@ pub enum RenderStatus {
     /// Frames were rendered on this Vulkan device.
     Rendered {
         device: String,
+        /// `headless`, `window` or `xr`.
+        display: String,
+        /// Views per frame (2: stereo).
+        views: u32,
         frames_dir: Option<PathBuf>,
+        /// CPU time per frame, milliseconds.
         frame_ms: Option<Percentiles>,
+        /// GPU time per frame (timestamp queries), milliseconds.
+        gpu_ms: Option<Percentiles>,
         /// Validation-layer findings (with `--validation`).
         validation: Option<ValidationSummary>,
+        /// What the display adds (OpenXR states and frames, window presents and input).
+        details: Option<serde_json::Value>,
         note: Option<String>,
     },
     /// Rendering was skipped, and why.
@@ -543,6 +567,9 @@ pub enum DemoError {
     /// Rendering was required but unavailable.
     #[error("rendering was required (--require-render) but {0}")]
     RenderRequired(String),
+    /// The pointer device was asked for without a window or headset to point with.
+    #[error("the pointer device follows a window's mouse or a headset's controller: use --display window or xr (or another --device)")]
+    PointerWithoutDisplay,
     /// A thread panicked.
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
@@ -617,7 +644,23 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     let mut replay = None;
     let mut hid_zeroer: Option<Box<dyn ForceZeroer>> = None;
     let mut replay_ticks = None;
+    let mut pointer = None;
     let device: Box<dyn HapticDevice> = match &opts.device {
+        DemoDevice::Pointer => {
+            let source = match opts.display {
+                Display::Window => "window",
+                Display::Xr => "openxr controller",
+                Display::Headless => return Err(DemoError::PointerWithoutDisplay),
+            };
+            if !opts.render {
+                return Err(DemoError::PointerWithoutDisplay);
+            }
+            let (tx, rx) = pointer_channel();
+            pointer = Some(tx);
+            // The pointer's targets are in the world frame.
+            core_cfg.device_to_world = Isometry3::identity();
+            Box::new(PointerDevice::new(rx, source))
+        }
         DemoDevice::Simulated => {
             Box::new(ScriptedProbe::new(Script::palpation(), core_cfg.step.dt_s))
         }
@@ -665,6 +708,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         }
     };
     scene_setup.force_max_n = device.info().max_force_n as f32;
+    scene_setup.strain_overlay = opts.strain_overlay;
     scene_setup.instructions = Some(match opts.case {
         DemoCase::Block => "PALPATE THE BLOCK".to_string(),
         _ => "PALPATE THE ORGAN - FIND THE TUMOUR".to_string(),
@@ -717,19 +761,23 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
                 width: opts.width,
                 height: opts.height,
                 validation: opts.validation,
+                views: opts.views,
                 ..RenderOptions::default()
             },
             camera: Camera::default_for_block(),
             max_frames: None,
             scene: scene_setup,
             before_frame: None,
-            end_session: None,
+            // Closing the window or the runtime's exit request ends the run like Ctrl-C.
+            end_session: Some(interrupt.clone()),
         };
-        let (handle, ready) = render_loop::spawn_render_loop(subscriber, render_stop.clone(), cfg)
-            .map_err(|source| DemoError::Thread {
-                thread: "render",
-                source,
-            })?;
+        let (handle, ready) =
+            display::spawn(opts.display, subscriber, render_stop.clone(), cfg, pointer).map_err(
+                |source| DemoError::Thread {
+                    thread: "render",
+                    source,
+                },
+            )?;
         if opts.require_render {
             let outcome = ready
                 .recv_timeout(RENDER_SETUP_TIMEOUT)
@@ -807,9 +855,13 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         Some(r) => match &r.device {
             Some(device) if r.frames_rendered > 0 => RenderStatus::Rendered {
                 device: device.clone(),
+                display: r.display.clone(),
+                views: r.views,
                 frames_dir: r.frames_dir.clone(),
                 frame_ms: r.frame_ms,
+                gpu_ms: r.gpu_ms,
                 validation: r.validation.clone(),
+                details: r.details.clone(),
                 note: r.skipped.clone(),
             },
             Some(device) => RenderStatus::Skipped {

@@ -34,6 +34,10 @@ enum Cmd {
     /// Run the built-in rehearsal on the built-in phantom, headless: a scripted probe palpates
     /// the tissue at 1 kHz; writes the session log and rendered frames.
     Demo(DemoArgs),
+    /// Run a rehearsal on a display: an OpenXR headset (`xr`), a desktop window with mouse and
+    /// keyboard tool control (`window`), or stereo images (`headless`); `auto` tries them in
+    /// that order and says which it chose and why.
+    Run(RunArgs),
     /// Report what this machine offers: Vulkan, OpenXR, HID, real-time scheduling, timer floor.
     Doctor {
         /// Print one JSON object.
@@ -284,6 +288,57 @@ struct DemoArgs {
     calibration: Option<PathBuf>,
 }
 
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// `xr`, `window`, `headless` or `auto`.
+    #[arg(long, default_value = "auto")]
+    display: haptwin::display::DisplayChoice,
+    /// Seconds of rehearsal (1000 haptic ticks each); closing the window or leaving the
+    /// headset's session ends it sooner.
+    #[arg(long, default_value_t = 60.0, value_parser = parse_seconds)]
+    seconds: f64,
+    /// Output folder for the session log (and, headless, the stereo frames).
+    #[arg(long, default_value = "out/run")]
+    out: PathBuf,
+    /// Print one JSON object with the figures of the run.
+    #[arg(long)]
+    json: bool,
+    /// Fail if the display cannot start (instead of going on without pictures).
+    #[arg(long)]
+    require_render: bool,
+    /// Headless: frames per second written (a window and a headset run at their own pace).
+    #[arg(long, default_value_t = 10.0, value_parser = parse_fps)]
+    fps: f64,
+    /// Image width per eye (headless, default 640) or window width (default 1280).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(16..=8192))]
+    width: Option<u32>,
+    /// Image height per eye (headless, default 480) or window height (default 720).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(16..=8192))]
+    height: Option<u32>,
+    /// Turn the Vulkan validation layers on and report their findings.
+    #[arg(long)]
+    validation: bool,
+    /// Colour the tissue by strain (blue: none, red: 15 %).
+    #[arg(long)]
+    strain_overlay: bool,
+    /// Do not ask for real-time scheduling for the haptic thread.
+    #[arg(long)]
+    no_realtime: bool,
+    /// The device (as for `demo`), or `pointer`: the window's mouse and keyboard or the
+    /// headset's controller. Default: `pointer` with a window or headset, `sim` headless.
+    #[arg(long)]
+    device: Option<haptwin::demo::DemoDevice>,
+    /// The tissue: `phantom`, `block`, or a `.twin` file.
+    #[arg(long, default_value = "phantom")]
+    case: haptwin::demo::DemoCase,
+    /// Tets of the phantom twin.
+    #[arg(long, default_value_t = haptwin::demo::DEMO_TETS)]
+    tets: usize,
+    /// For a real device: the folder with its `haptwin calibrate` results.
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+}
+
 fn parse_seconds(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .parse()
@@ -334,6 +389,7 @@ fn run() -> anyhow::Result<ExitCode> {
             }
         }
         Some(Cmd::Demo(args)) => run_demo_cmd(&args),
+        Some(Cmd::Run(args)) => run_run_cmd(&args),
         Some(Cmd::Doctor {
             json,
             timer_seconds,
@@ -477,15 +533,83 @@ fn run() -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+/// The flag SIGINT and SIGTERM set (a second signal ends the process at once, exit 1).
+fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let interrupt = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while the first is being handled ends the process at once (exit 1).
         signal_hook::flag::register_conditional_shutdown(sig, 1, interrupt.clone())
             .with_context(|| format!("installing the handler for signal {sig}"))?;
         signal_hook::flag::register(sig, interrupt.clone())
             .with_context(|| format!("installing the handler for signal {sig}"))?;
     }
+    Ok(interrupt)
+}
+
+fn run_run_cmd(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    use haptwin::display::{self, Display};
+    let interrupt = interrupt_flag()?;
+    let (display, why) = display::choose(args.display);
+    if !args.json {
+        eprintln!("haptwin run: display {} ({why})", display.name());
+    }
+    let device = args.device.clone().unwrap_or(match display {
+        Display::Headless => demo::DemoDevice::Simulated,
+        Display::Window | Display::Xr => demo::DemoDevice::Pointer,
+    });
+    let (width, height) = match display {
+        Display::Window => (args.width.unwrap_or(1280), args.height.unwrap_or(720)),
+        _ => (args.width.unwrap_or(640), args.height.unwrap_or(480)),
+    };
+    let opts = DemoOptions {
+        seconds: args.seconds,
+        out_dir: args.out.clone(),
+        render: true,
+        require_render: args.require_render,
+        fps: args.fps,
+        width,
+        height,
+        validation: args.validation,
+        realtime: !args.no_realtime,
+        device,
+        case: args.case.clone(),
+        tets: args.tets,
+        calibration_dir: match &args.calibration {
+            Some(d) => Some(d.clone()),
+            None => default_calibration_dir().ok(),
+        },
+        display,
+        views: 2,
+        strain_overlay: args.strain_overlay,
+    };
+    if !args.json {
+        eprintln!(
+            "haptwin run: up to {} s on {} (Ctrl-C{} ends it cleanly)...",
+            args.seconds,
+            match &args.case {
+                demo::DemoCase::Block => "the phantom block".to_string(),
+                demo::DemoCase::Phantom => "the phantom twin".to_string(),
+                demo::DemoCase::File(p) => p.display().to_string(),
+            },
+            match display {
+                Display::Window => ", Esc or closing the window",
+                Display::Xr => " or leaving the session in the headset",
+                Display::Headless => "",
+            }
+        );
+    }
+    let report = demo::run_demo(&opts, interrupt).context("the rehearsal failed")?;
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["display"] = serde_json::json!({ "chosen": display.name(), "why": why });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print_demo("run", &report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let interrupt = interrupt_flag()?;
     let opts = DemoOptions {
         seconds: args.seconds,
         out_dir: args.out.clone(),
@@ -503,6 +627,7 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             Some(d) => Some(d.clone()),
             None => default_calibration_dir().ok(),
         },
+        ..DemoOptions::default()
     };
     if !args.json {
         match &args.device {
@@ -529,7 +654,7 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_demo(&report);
+        print_demo("demo", &report);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -821,9 +946,9 @@ fn print_calibration(r: &haptwin::haptics::calibrate::CalibrateReport) {
     println!("  wrote {}", r.registration_path.display());
 }
 
-fn print_demo(r: &DemoReport) {
+fn print_demo(command: &str, r: &DemoReport) {
     println!(
-        "haptwin demo {}: {} ticks in {:.3} s ({:.1} Hz)",
+        "haptwin {command} {}: {} ticks in {:.3} s ({:.1} Hz)",
         r.stop_reason, r.ticks, r.seconds, r.rate_hz
     );
     println!(
@@ -847,15 +972,32 @@ fn print_demo(r: &DemoReport) {
     );
     match &r.render {
         RenderStatus::Rendered {
-            device, frames_dir, ..
-        } => println!(
-            "  frames: {} rendered on {} into {}",
-            r.frames_rendered,
             device,
-            frames_dir
-                .as_ref()
-                .map_or("-".into(), |p| p.display().to_string())
-        ),
+            frames_dir,
+            display,
+            views,
+            frame_ms,
+            gpu_ms,
+            ..
+        } => {
+            let place = match (display.as_str(), frames_dir) {
+                ("headless", Some(p)) => format!("into {}", p.display()),
+                (d, _) => format!("on the {d} display"),
+            };
+            println!(
+                "  frames: {} rendered ({} view{}) on {device} {place}",
+                r.frames_rendered,
+                views,
+                if *views == 1 { "" } else { "s" }
+            );
+            if let Some(f) = frame_ms {
+                print!("  frame time: CPU p50 {:.2} ms, p99 {:.2} ms", f.p50, f.p99);
+                match gpu_ms {
+                    Some(g) => println!("; GPU p50 {:.2} ms, p99 {:.2} ms", g.p50, g.p99),
+                    None => println!(),
+                }
+            }
+        }
         RenderStatus::Skipped { reason } => println!("  frames: none ({reason})"),
         other => println!("  frames: {other:?}"),
     }

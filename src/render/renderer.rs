@@ -42,6 +42,11 @@ const PUSH_BYTES: usize = 96;
 const FRAME_UNIFORM_BYTES: usize = 320;
 /// Stride of a text vertex (position, uv).
 const TEXT_STRIDE: usize = 20;
+/// Timestamp queries per frame slot: the start at `QUERIES_PER_SLOT * s`, the end two
+/// further on. A driver may write one query per view for a timestamp after a multiview
+/// render pass (lavapipe does, and wrote past a tightly packed pool), so each gets room
+/// for two.
+const QUERIES_PER_SLOT: u32 = 4;
 const LIGHT_TOWARDS: [f32; 3] = [0.3, 1.0, 0.45];
 const AMBIENT: f32 = 0.22;
 
@@ -487,18 +492,28 @@ impl Renderer {
         }
         let gpu_ms = match self.timestamp_period_ns {
             Some(period) => {
-                let mut ticks = [0u64; 2];
-                // SAFETY: both queries of this slot were written by the frame just waited for.
+                let mut start = [0u64; 1];
+                let mut end = [0u64; 1];
+                let first = QUERIES_PER_SLOT * s as u32;
+                // SAFETY: both queries were written by the frame just waited for.
                 let got = unsafe {
                     d.get_query_pool_results(
                         self.queries,
-                        2 * s as u32,
-                        &mut ticks,
+                        first,
+                        &mut start,
                         vk::QueryResultFlags::TYPE_64,
                     )
+                    .and_then(|()| {
+                        d.get_query_pool_results(
+                            self.queries,
+                            first + 2,
+                            &mut end,
+                            vk::QueryResultFlags::TYPE_64,
+                        )
+                    })
                 };
                 got.ok()
-                    .map(|()| ticks[1].wrapping_sub(ticks[0]) as f64 * period / 1e6)
+                    .map(|()| end[0].wrapping_sub(start[0]) as f64 * period / 1e6)
             }
             None => None,
         };
@@ -793,12 +808,17 @@ impl Renderer {
             )
             .map_err(RenderError::vk("vkBeginCommandBuffer"))?;
             if self.timestamp_period_ns.is_some() {
-                d.cmd_reset_query_pool(cmd, self.queries, 2 * s as u32, 2);
+                d.cmd_reset_query_pool(
+                    cmd,
+                    self.queries,
+                    QUERIES_PER_SLOT * s as u32,
+                    QUERIES_PER_SLOT,
+                );
                 d.cmd_write_timestamp2(
                     cmd,
                     vk::PipelineStageFlags2::TOP_OF_PIPE,
                     self.queries,
-                    2 * s as u32,
+                    QUERIES_PER_SLOT * s as u32,
                 );
             }
             // The previous frame's contents are discarded: wait for its attachment writes and
@@ -949,7 +969,7 @@ impl Renderer {
                     cmd,
                     vk::PipelineStageFlags2::ALL_COMMANDS,
                     self.queries,
-                    2 * s as u32 + 1,
+                    QUERIES_PER_SLOT * s as u32 + 2,
                 );
             }
             d.end_command_buffer(cmd)
@@ -1586,7 +1606,7 @@ impl Renderer {
         if self.timestamp_period_ns.is_some() {
             let info = vk::QueryPoolCreateInfo::default()
                 .query_type(vk::QueryType::TIMESTAMP)
-                .query_count(2 * PIPELINE_DEPTH as u32);
+                .query_count(QUERIES_PER_SLOT * PIPELINE_DEPTH as u32);
             // SAFETY: valid device and create info.
             self.queries = unsafe { d.create_query_pool(&info, None) }
                 .map_err(RenderError::vk_res("vkCreateQueryPool", "frame timestamps"))?;

@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 
 use haptwin::render::{
-    list_devices, Camera, HeadlessRenderer, RenderError, RenderOptions, RenderScene, RgbaImage,
-    SHADER_SPIRV,
+    list_devices, Camera, HeadlessRenderer, Panel, RenderError, RenderOptions, RenderScene,
+    RgbaImage, DEFAULT_IPD_M, SHADER_SPIRV,
 };
 
 const BACKGROUND: [u8; 3] = [30, 34, 40];
@@ -444,4 +444,264 @@ fn a_resected_trench_shows_in_the_render() {
     let (p, q) = (pixel_at(&a, centre), pixel_at(&b, centre));
     assert!(is_tissue(p), "the top face before: {p:?}");
     assert_ne!(p, q, "the trench does not show at the centre");
+}
+
+fn stereo_renderer(width: u32, height: u32, samples: u32) -> HeadlessRenderer {
+    let opts = RenderOptions {
+        width,
+        height,
+        validation: true,
+        views: 2,
+        samples,
+        ..RenderOptions::default()
+    };
+    match HeadlessRenderer::new(&opts) {
+        Ok(r) => r,
+        Err(e) => panic!("cannot create the stereo renderer: {e}\n{HINT}"),
+    }
+}
+
+/// Centroid (x, y) of the pixels `pred` picks, and how many there were.
+fn centroid(img: &RgbaImage, pred: impl Fn([u8; 4]) -> bool) -> ([f32; 2], usize) {
+    let (mut sx, mut sy, mut n) = (0f64, 0f64, 0usize);
+    for y in 0..img.height {
+        for x in 0..img.width {
+            if pred(img.pixel(x, y)) {
+                sx += f64::from(x) + 0.5;
+                sy += f64::from(y) + 0.5;
+                n += 1;
+            }
+        }
+    }
+    let n1 = n.max(1) as f64;
+    ([(sx / n1) as f32, (sy / n1) as f32], n)
+}
+
+fn is_red_tool(c: [u8; 4]) -> bool {
+    let [r, g, b, _] = c.map(i32::from);
+    r > 150 && g < 70 && b < 70
+}
+
+/// Pixels whose channels differ by more than `threshold`, and the mean absolute difference.
+fn image_difference(a: &RgbaImage, b: &RgbaImage, threshold: u8) -> (usize, f64) {
+    assert_eq!(
+        (a.width, a.height),
+        (b.width, b.height),
+        "image sizes differ"
+    );
+    let mut over = 0;
+    let mut sum = 0u64;
+    for (pa, pb) in a.pixels.chunks_exact(4).zip(b.pixels.chunks_exact(4)) {
+        let d = (0..3).map(|i| pa[i].abs_diff(pb[i])).max().unwrap_or(0);
+        if d > threshold {
+            over += 1;
+        }
+        sum += (0..3)
+            .map(|i| u64::from(pa[i].abs_diff(pb[i])))
+            .sum::<u64>();
+    }
+    (over, sum as f64 / (a.pixels.len() / 4 * 3) as f64)
+}
+
+#[test]
+fn stereo_eyes_show_parallax_and_each_matches_its_own_mono_render() {
+    let (w, h) = (320, 240);
+    let (pos, tris) = tissue_block(12);
+    // A red (5 N) tool tip in front of the block: the object whose parallax is measured.
+    let tool = [0.0, 0.03, 0.06];
+    let s = scene(&pos, &tris, tool, [0.0, 5.0, 0.0]);
+    let cam = Camera::default_for_block();
+    let mut stereo = stereo_renderer(w, h, 4);
+    assert_eq!(stereo.views(), 2);
+    let (left, right) = stereo
+        .render_stereo(&s, &cam, DEFAULT_IPD_M)
+        .expect("stereo frame");
+    let eyes = cam.stereo(w as f32 / h as f32, DEFAULT_IPD_M).unwrap();
+    let centre = cam.view(w as f32 / h as f32).unwrap();
+    let expect_l = eyes[0].project(w, h, tool).unwrap();
+    let expect_r = eyes[1].project(w, h, tool).unwrap();
+    let expect_c = centre.project(w, h, tool).unwrap();
+    let (got_l, nl) = centroid(&left, is_red_tool);
+    let (got_r, nr) = centroid(&right, is_red_tool);
+    assert!(nl > 30 && nr > 30, "tool not found: {nl} / {nr} red pixels");
+    // Opposite shifts around the centre view: the left eye sees it further right.
+    assert!(
+        expect_l[0] > expect_c[0] + 2.0 && expect_r[0] < expect_c[0] - 2.0,
+        "projected x: left {expect_l:?} centre {expect_c:?} right {expect_r:?}"
+    );
+    assert!(
+        got_l[0] > got_r[0] + 4.0,
+        "left eye x {} should be right of the right eye's {}",
+        got_l[0],
+        got_r[0]
+    );
+    // The shaft hides part of the tip, so the centroid sits within a couple of pixels.
+    for (got, want, eye) in [(got_l, expect_l, "left"), (got_r, expect_r, "right")] {
+        assert!(
+            (got[0] - want[0]).abs() < 3.0 && (got[1] - want[1]).abs() < 3.0,
+            "{eye} eye: tool at {got:?}, projected at {want:?}"
+        );
+    }
+    // Vertical positions agree (eyes side by side).
+    assert!((got_l[1] - got_r[1]).abs() < 1.0, "{got_l:?} {got_r:?}");
+    assert_clean(&stereo, "after the stereo frame");
+
+    // Each eye equals a single-view render from the same eye.
+    let mut mono = renderer(w, h);
+    for (eye, image, name) in [(eyes[0], &left, "left"), (eyes[1], &right, "right")] {
+        let single = mono.render_views(&s, &[eye]).expect("mono frame").remove(0);
+        let (over, mean) = image_difference(&single, image, 8);
+        assert!(
+            over <= (w * h / 200) as usize && mean < 1.0,
+            "{name} eye differs from its mono render: {over} pixels over 8, mean {mean:.3}"
+        );
+    }
+    // And the two eyes differ from each other (not one view copied into both layers).
+    let (over, _) = image_difference(&left, &right, 8);
+    assert!(
+        over > 200,
+        "the eyes are nearly identical ({over} pixels differ)"
+    );
+    assert_clean(&mono, "after the mono frames");
+}
+
+#[test]
+fn stereo_hundred_frames_with_board_and_overlay_are_validation_clean() {
+    let (pos, tris) = tissue_block(10);
+    let materials: Vec<u8> = (0..pos.len()).map(|i| (i % 7) as u8).collect();
+    let overlay: Vec<f32> = (0..pos.len()).map(|i| (i % 11) as f32 / 10.0).collect();
+    let mut r = stereo_renderer(256, 192, 4);
+    let cam = Camera::default_for_block();
+    let mut gpu_frames = 0;
+    for k in 0..100u32 {
+        let t = k as f32 / 100.0;
+        let text = format!("FRAME {k}\nFORCE {:.1} N", 8.0 * t);
+        let mut s = scene(
+            &pos,
+            &tris,
+            [0.04 * (t * 6.3).sin(), 0.02, 0.04 * (t * 6.3).cos()],
+            [0.0, 6.0 * t, 0.0],
+        );
+        s.tissue_materials = &materials;
+        s.tissue_overlay = &overlay;
+        s.panel = Some(Panel::behind_the_table(&text, 8.0 * t, 8.0));
+        r.render_stereo(&s, &cam, DEFAULT_IPD_M).expect("frame");
+        if r.last_gpu_ms().is_some_and(|ms| ms > 0.0) {
+            gpu_frames += 1;
+        }
+    }
+    assert_eq!(r.frames_rendered(), 100);
+    assert_eq!(gpu_frames, 100, "every frame should report its GPU time");
+    assert_clean(&r, "over 100 stereo frames");
+    let report = r.finish();
+    assert!(
+        report.is_clean(),
+        "validation at teardown: {:#?}",
+        report.messages
+    );
+}
+
+/// The scene of the golden images: the block with labelled vertices, a strain overlay
+/// stripe, the tool pressing at 3 N, and the board.
+fn golden_scene<'a>(
+    pos: &'a [[f32; 3]],
+    tris: &'a [[u32; 3]],
+    materials: &'a [u8],
+    overlay: &'a [f32],
+) -> RenderScene<'a> {
+    let mut s = scene(pos, tris, [0.02, 0.012, 0.01], [0.0, 3.0, 0.0]);
+    s.tissue_materials = materials;
+    s.tissue_overlay = overlay;
+    s.panel = Some(Panel::behind_the_table(
+        "PALPATE THE BLOCK\nTIME 00:12.5\nFORCE 3.00 N OF 8.0 N",
+        3.0,
+        8.0,
+    ));
+    s
+}
+
+#[test]
+fn golden_stereo_images_match_within_tolerance() {
+    let (pos, tris) = tissue_block(12);
+    // A tumour patch and a vessel line on the top, an overlay gradient along x.
+    let materials: Vec<u8> = pos
+        .iter()
+        .map(|p| {
+            if p[1] == 0.0 && (p[0] + 0.02).hypot(p[2] + 0.015) < 0.018 {
+                2
+            } else if p[1] == 0.0 && (p[2] - 0.025).abs() < 0.004 {
+                3
+            } else {
+                1
+            }
+        })
+        .collect();
+    let overlay: Vec<f32> = pos
+        .iter()
+        .map(|p| {
+            if p[0] > 0.03 {
+                (p[0] - 0.03) / 0.02
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let s = golden_scene(&pos, &tris, &materials, &overlay);
+    let mut r = stereo_renderer(320, 240, 4);
+    let (left, right) = r
+        .render_stereo(&s, &Camera::default_for_block(), DEFAULT_IPD_M)
+        .expect("stereo frame");
+    assert_clean(&r, "golden frame");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let regenerate = std::env::var_os("HAPTWIN_REGENERATE_GOLDEN").is_some();
+    for (image, name) in [
+        (&left, "stereo_block_left.png"),
+        (&right, "stereo_block_right.png"),
+    ] {
+        let path = dir.join(name);
+        if regenerate {
+            std::fs::create_dir_all(&dir).unwrap();
+            image.save_png(&path).unwrap();
+            eprintln!("regenerated {}", path.display());
+            continue;
+        }
+        let golden = read_png(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read golden image {}: {e}\n(regenerate on purpose with \
+                 HAPTWIN_REGENERATE_GOLDEN=1 and review the images)",
+                path.display()
+            )
+        });
+        let (over, mean) = image_difference(image, &golden, 24);
+        let out = temp_dir("golden").join(name);
+        image.save_png(&out).unwrap();
+        assert!(
+            over <= (image.width * image.height / 200) as usize && mean < 1.5,
+            "{name}: {over} pixels differ by more than 24, mean difference {mean:.3}; the new \
+             image is {} (if the change is intended, regenerate with \
+             HAPTWIN_REGENERATE_GOLDEN=1 and review)",
+            out.display()
+        );
+    }
+}
+
+fn read_png(path: &std::path::Path) -> Result<RgbaImage, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let mut buf = vec![0; reader.output_buffer_size().ok_or("no buffer size")?];
+    let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
+    if info.color_type != png::ColorType::Rgba || info.bit_depth != png::BitDepth::Eight {
+        return Err(format!(
+            "{:?} {:?}, not RGBA8",
+            info.color_type, info.bit_depth
+        ));
+    }
+    buf.truncate(info.buffer_size());
+    Ok(RgbaImage {
+        width: info.width,
+        height: info.height,
+        pixels: buf,
+    })
 }
