@@ -460,6 +460,8 @@ pub struct WorkUs {
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 #[non_exhaustive]
+// Made once per run and printed: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum RenderStatus {
     /// Frames were rendered on this Vulkan device.
     Rendered {
