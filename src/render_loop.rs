@@ -156,6 +156,11 @@ impl SceneBuilder {
         }
     }
 
+    /// Turns the strain overlay on or off (the headset's menu button does).
+    pub fn set_strain_overlay(&mut self, on: bool) {
+        self.setup.strain_overlay = on;
+    }
+
     /// The scene of `snap`, borrowing from `snap` and from this builder.
     pub fn build<'a>(&'a mut self, snap: &'a SceneSnapshot) -> RenderScene<'a> {
         use std::fmt::Write as _;
