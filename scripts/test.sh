@@ -6,8 +6,10 @@
 #   2. fetches the real imaging volumes the twin tests use (scripts/fetch-test-data.sh);
 #   3. runs every test (unit, integration, doc) in release mode, as the haptic loop is meant to
 #      run;
-#   4. runs the real-HID-path test in a small VM (scripts/vm-hid-test.sh), and prints the totals
-#      of both on the last line. The run fails if either fails.
+#   4. runs the real-HID-path test in a small VM (scripts/vm-hid-test.sh);
+#   5. runs the OpenXR end-to-end tests under Monado 25 in a Debian trixie chroot
+#      (scripts/xr-test.sh; the chroot is built once and cached in /var/cache/haptwin), and
+#      prints the totals of all on the last line. The run fails if any part fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,8 +40,11 @@ cargo test --release "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 bash scripts/vm-hid-test.sh 2>&1 | tee -a "$log"
 vm_status=${PIPESTATUS[0]}
+bash scripts/xr-test.sh 2>&1 | tee -a "$log"
+xr_status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -eq 0 ]; then status=$vm_status; fi
+if [ "$status" -eq 0 ]; then status=$xr_status; fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

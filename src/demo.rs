@@ -82,6 +82,8 @@ pub struct DemoOptions {
     pub views: u32,
     /// Colour the tissue by strain.
     pub strain_overlay: bool,
+    /// End the run after this many frames on the display (`None`: after `seconds`).
+    pub max_frames: Option<u64>,
 }
 
 /// The tissue the demo runs on.
@@ -435,6 +437,7 @@ impl Default for DemoOptions {
             display: Display::Headless,
             views: 1,
             strain_overlay: false,
+            max_frames: None,
         }
     }
 }
@@ -518,7 +521,8 @@ pub struct DemoReport {
     pub realtime: RealtimeStatus,
     /// Ticks with a fault flag.
     pub fault_ticks: u64,
-    /// Why the session ended: `"completed"` or `"interrupted"`.
+    /// Why the session ended: `"completed"`, `"interrupted"` (Ctrl-C, SIGTERM) or
+    /// `"ended on the display"` (window closed, headset session left, frames asked for in).
     pub stop_reason: String,
     /// Tissue size.
     pub tissue: TissueSummary,
@@ -755,6 +759,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     // The render thread first: with --require-render, a machine without Vulkan fails here,
     // before anything is simulated or recorded. Otherwise nobody waits for its set-up.
     let render_stop = Arc::new(AtomicBool::new(false));
+    let display_ended = Arc::new(AtomicBool::new(false));
     let render = if opts.render {
         let cfg = RenderLoopConfig {
             frames_dir: Some(frames_dir.clone()),
@@ -767,11 +772,12 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
                 ..RenderOptions::default()
             },
             camera: Camera::default_for_block(),
-            max_frames: None,
+            max_frames: opts.max_frames,
             scene: scene_setup,
             before_frame: None,
-            // Closing the window or the runtime's exit request ends the run like Ctrl-C.
-            end_session: Some(interrupt.clone()),
+            // Closing the window, the runtime ending the session or the frames asked for
+            // being in ends the run (the loop below passes it on to the haptic thread).
+            end_session: Some(display_ended.clone()),
         };
         let (handle, ready) =
             display::spawn(opts.display, subscriber, render_stop.clone(), cfg, pointer).map_err(
@@ -830,12 +836,16 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     // Control: the haptic thread reads the interrupt flag itself every tick (so a signal zeroes
     // the force within one tick); here we only wait for it to end.
     while !haptic.is_finished() {
+        if display_ended.load(Ordering::Acquire) {
+            interrupt.store(true, Ordering::Release);
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     let loop_result = haptic.join();
     let watchdog: Option<WatchdogReport> = watchdog.map(Watchdog::stop);
     let stop_reason = match (&loop_result, interrupt.load(Ordering::Acquire)) {
         (Err(_), _) => "haptic thread panicked",
+        (Ok(_), true) if display_ended.load(Ordering::Acquire) => "ended on the display",
         (Ok(_), true) => "interrupted",
         (Ok(_), false) => "completed",
     };

@@ -321,6 +321,10 @@ struct RunArgs {
     /// Colour the tissue by strain (blue: none, red: 15 %).
     #[arg(long)]
     strain_overlay: bool,
+    /// End the run once this many frames are on the display (the headset's session is left
+    /// through the runtime), or after --seconds, whichever comes first.
+    #[arg(long)]
+    frames: Option<u64>,
     /// Do not ask for real-time scheduling for the haptic thread.
     #[arg(long)]
     no_realtime: bool,
@@ -580,6 +584,7 @@ fn run_run_cmd(args: &RunArgs) -> anyhow::Result<ExitCode> {
         display,
         views: 2,
         strain_overlay: args.strain_overlay,
+        max_frames: args.frames,
     };
     if !args.json {
         eprintln!(

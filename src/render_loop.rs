@@ -35,7 +35,8 @@ pub struct RenderLoopConfig {
     pub options: RenderOptions,
     /// The viewpoint (the middle of the two eyes in stereo).
     pub camera: Camera,
-    /// Stop after this many frames (`None`: until told to stop).
+    /// Stop after this many frames (`None`: until told to stop); the display then sets
+    /// `end_session`.
     pub max_frames: Option<u64>,
     /// What the scene holds besides the snapshot: labels, the fine surface, the board.
     pub scene: SceneSetup,
@@ -555,6 +556,10 @@ fn render_loop(
             }
             report.frames_rendered += 1;
             if cfg.max_frames.is_some_and(|m| report.frames_rendered >= m) {
+                // The frames asked for are in: the run ends with them.
+                if let Some(flag) = &cfg.end_session {
+                    flag.store(true, Ordering::Release);
+                }
                 break;
             }
         }

@@ -16,8 +16,9 @@
 //! - views are located at the predicted display time and rendered in one multiview pass
 //!   into the swapchain image of the frame, then released and submitted in a projection
 //!   layer with both views;
-//! - the app leaves through `xrRequestExitSession` when the run ends (`stop`), and follows
-//!   the runtime through STOPPING and EXITING; a runtime that ends or loses the session sets
+//! - the app leaves through `xrRequestExitSession` when the run ends (`stop`) or after
+//!   `max_frames` frames, and follows the runtime through STOPPING and EXITING; a session
+//!   that ends before the run (the runtime ended or lost it, or the frames are in) sets
 //!   `end_session`, which ends the run;
 //! - OpenXR handles are destroyed before the Vulkan device and instance they use.
 
@@ -571,8 +572,12 @@ fn run_session(
     let mut seq = 0u64;
     let max_force_n = cfg.scene.force_max_n.max(1e-3);
     let outcome: Result<(), String> = 'frames: loop {
-        // Leave when the run is over: ask the runtime, then follow it.
-        if stop.load(Ordering::Acquire) && !machine.exit_requested() {
+        // Leave when the run is over (or the frames asked for are in): ask the runtime, then
+        // follow it.
+        let enough = cfg
+            .max_frames
+            .is_some_and(|m| details.frames_submitted >= m);
+        if (stop.load(Ordering::Acquire) || enough) && !machine.exit_requested() {
             match machine.request_exit() {
                 SessionAction::End => {
                     if let Err(e) = xs.session.request_exit() {
@@ -823,8 +828,9 @@ fn run_session(
     }
     report.frame_ms = ms_percentiles(&frame_ns);
     report.gpu_ms = ms_percentiles(&gpu_ns);
-    if !matches!(details.left_because, Some(LeaveReason::AppRequested) | None) {
-        // The runtime ended or lost the session: the rehearsal ends with it.
+    if !stop.load(Ordering::Acquire) {
+        // The session ended before the run did (the runtime ended or lost it, or the frames
+        // asked for are in): the rehearsal ends with it.
         if let Some(flag) = &cfg.end_session {
             flag.store(true, Ordering::Release);
         }

@@ -21,3 +21,4 @@ mod twin_nifti;
 mod twin_seg;
 mod twin_segment;
 mod twin_surface;
+mod xr;
