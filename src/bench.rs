@@ -451,3 +451,189 @@ pub fn bench_twin(scratch: &std::path::Path, small: bool) -> anyhow::Result<Twin
         tets: twin.header.tets,
     })
 }
+
+/// Settings of `haptwin bench render`.
+#[derive(Debug, Clone)]
+pub struct RenderBenchOptions {
+    /// Pixels per eye (the default is a Varjo-/Quest-Pro-class 2064 x 2208).
+    pub width: u32,
+    /// Pixels per eye.
+    pub height: u32,
+    /// Timed frames (after `warmup`).
+    pub frames: u32,
+    /// Untimed frames first (pipelines, caches, clocks).
+    pub warmup: u32,
+    /// MSAA samples.
+    pub samples: u32,
+    /// The tissue: the demo's case (the phantom twin by default).
+    pub case: crate::demo::DemoCase,
+    /// Only devices whose name contains this.
+    pub device_filter: Option<String>,
+}
+
+impl Default for RenderBenchOptions {
+    fn default() -> Self {
+        Self {
+            width: 2064,
+            height: 2208,
+            frames: 300,
+            warmup: 30,
+            samples: 4,
+            case: crate::demo::DemoCase::Phantom,
+            device_filter: None,
+        }
+    }
+}
+
+/// What `haptwin bench render` measured: stereo frames (one multiview pass, both eyes) of the
+/// demo's case with its fine surface deforming every frame, the instrument and the board,
+/// rendered with two frames in flight and no read-back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RenderBench {
+    /// The Vulkan device.
+    pub device: String,
+    /// Pixels per eye.
+    pub width: u32,
+    /// Pixels per eye.
+    pub height: u32,
+    /// Views per frame (2).
+    pub views: u32,
+    /// MSAA samples in use.
+    pub samples: u32,
+    /// Frames timed.
+    pub frames: u32,
+    /// Tissue triangles drawn per view.
+    pub tissue_triangles: usize,
+    /// Tissue vertices streamed per frame.
+    pub tissue_vertices: usize,
+    /// CPU time per frame, milliseconds: building the scene (surface embedding, materials,
+    /// board text), normals, uploads, recording and submitting; the wait for the GPU's frame
+    /// two back is not included.
+    pub cpu_ms: crate::stats::Percentiles,
+    /// Wall time of the fence waits, milliseconds (how long the CPU waited for the GPU).
+    pub fence_wait_ms: crate::stats::Percentiles,
+    /// GPU time per frame from timestamp queries, milliseconds (`None` without timestamps).
+    pub gpu_ms: Option<crate::stats::Percentiles>,
+    /// Frames per second the whole loop achieved.
+    pub achieved_fps: f64,
+    /// The goals: GPU and CPU time per stereo frame, milliseconds (90 Hz with a wide margin).
+    pub goal_gpu_ms: f64,
+    /// CPU goal, milliseconds.
+    pub goal_cpu_ms: f64,
+}
+
+/// Renders `opts.frames` stereo frames of the demo's case as fast as the device allows.
+pub fn bench_render(opts: &RenderBenchOptions) -> anyhow::Result<RenderBench> {
+    use crate::haptics::haptic_loop::SceneSnapshot;
+    use crate::render::{Camera, FrameOutput, PlainVulkan, Renderer, RendererOptions};
+    use crate::render_loop::{ms_percentiles, SceneBuilder};
+    use crate::stats::Histogram;
+    use anyhow::Context as _;
+
+    let case = crate::demo::case_tissue(&opts.case, crate::demo::DEMO_TETS)
+        .context("making the case's tissue")?;
+    let mut setup = case.scene;
+    setup.instructions = Some("PALPATE THE ORGAN - FIND THE TUMOUR".into());
+    setup.force_max_n = 8.0;
+    let (tissue_triangles, tissue_vertices) = match &setup.embedded {
+        Some(v) => (v.triangles.len(), v.vertex_tets.len()),
+        None => (
+            case.tissue.surface_triangles().len(),
+            case.tissue.particle_count(),
+        ),
+    };
+    let mut renderer = Renderer::new(
+        &RendererOptions {
+            width: opts.width,
+            height: opts.height,
+            views: 2,
+            samples: opts.samples,
+            validation: false,
+            device_filter: opts.device_filter.clone(),
+            readback: false,
+        },
+        &PlainVulkan,
+    )
+    .context("setting up the renderer")?;
+    let rest = SceneSnapshot::for_tissue(&case.tissue);
+    let mut snap = rest.clone();
+    let mut builder = SceneBuilder::new(setup);
+    let cam = Camera::default_for_block();
+    let views = cam.stereo(
+        opts.width as f32 / opts.height as f32,
+        crate::render::DEFAULT_IPD_M,
+    )?;
+    let mut cpu = Histogram::new();
+    let mut wait = Histogram::new();
+    let mut gpu = Histogram::new();
+    let total = opts.warmup + opts.frames;
+    let started = std::time::Instant::now();
+    let mut timed_start = started;
+    for k in 0..total {
+        if k == opts.warmup {
+            timed_start = std::time::Instant::now();
+        }
+        // A press wave through the tissue and a moving tool: every vertex moves every frame.
+        let t = k as f32 * 0.011;
+        for (p, r) in snap
+            .tissue_positions_m
+            .iter_mut()
+            .zip(&rest.tissue_positions_m)
+        {
+            let dip = 0.003 * ((r[0] * 60.0 + t * 5.0).sin() * (r[2] * 60.0).cos());
+            *p = [r[0], r[1] + dip * (r[1] + 0.04).max(0.0) * 25.0, r[2]];
+        }
+        snap.tick = u64::from(k);
+        snap.tool_center_in_world_m = [0.03 * t.sin(), 0.01, 0.03 * t.cos()];
+        snap.tool_radius_m = 0.005;
+        snap.force_out_in_world_n = [0.0, 2.0 + 2.0 * t.sin(), 0.0];
+        let t0 = std::time::Instant::now();
+        let scene = builder.build(&snap);
+        let done = renderer.render(&scene, &views, FrameOutput::None)?;
+        let elapsed = t0.elapsed();
+        let waited = renderer.last_fence_wait();
+        if k >= opts.warmup {
+            cpu.record(elapsed.saturating_sub(waited).as_nanos() as u64);
+            wait.record(waited.as_nanos() as u64);
+        }
+        // The frame collected now was submitted two calls ago.
+        if let Some(ms) = done.and_then(|f| f.gpu_ms) {
+            if k >= opts.warmup + crate::render::PIPELINE_DEPTH as u32 {
+                gpu.record((ms * 1e6) as u64);
+            }
+        }
+    }
+    for f in renderer.drain()? {
+        if let Some(ms) = f.gpu_ms {
+            gpu.record((ms * 1e6) as u64);
+        }
+    }
+    let seconds = timed_start.elapsed().as_secs_f64();
+    let zero = crate::stats::Percentiles {
+        p50: 0.0,
+        p99: 0.0,
+        p999: 0.0,
+        max: 0.0,
+        mean: 0.0,
+    };
+    Ok(RenderBench {
+        device: renderer.device_name().to_string(),
+        width: opts.width,
+        height: opts.height,
+        views: 2,
+        samples: renderer.samples(),
+        frames: opts.frames,
+        tissue_triangles,
+        tissue_vertices,
+        cpu_ms: ms_percentiles(&cpu).unwrap_or(zero),
+        fence_wait_ms: ms_percentiles(&wait).unwrap_or(zero),
+        gpu_ms: ms_percentiles(&gpu),
+        achieved_fps: if seconds > 0.0 {
+            f64::from(opts.frames) / seconds
+        } else {
+            0.0
+        },
+        goal_gpu_ms: 3.0,
+        goal_cpu_ms: 1.0,
+    })
+}

@@ -187,6 +187,35 @@ enum TwinCmd {
 
 #[derive(Subcommand, Debug)]
 enum BenchCmd {
+    /// Stereo frames (one multiview pass for both eyes) of the demo's phantom twin, its fine
+    /// surface deforming every frame, with the instrument and the board: CPU and GPU time per
+    /// frame (timestamp queries), two frames in flight, no read-back.
+    Render {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Pixels per eye, wide.
+        #[arg(long, default_value_t = 2064, value_parser = clap::value_parser!(u32).range(16..=8192))]
+        width: u32,
+        /// Pixels per eye, high.
+        #[arg(long, default_value_t = 2208, value_parser = clap::value_parser!(u32).range(16..=8192))]
+        height: u32,
+        /// Timed frames.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        frames: u32,
+        /// Untimed frames first.
+        #[arg(long, default_value_t = 30)]
+        warmup: u32,
+        /// MSAA samples (1, 2, 4, 8).
+        #[arg(long, default_value_t = 4)]
+        samples: u32,
+        /// The tissue: `phantom`, `block` or a `.twin` file.
+        #[arg(long, default_value = "phantom")]
+        case: haptwin::demo::DemoCase,
+        /// Only use a Vulkan device whose name contains this.
+        #[arg(long)]
+        device: Option<String>,
+    },
     /// Isosurfaces of 256^3 and 512^3 volumes on 1 and 2 threads, a synthetic 300 x 512 x 512
     /// CT series written and loaded as DICOM, and the whole CT-to-twin build of it, next to
     /// the anchors.
@@ -500,6 +529,57 @@ fn run() -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print_bench(&report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Bench {
+            what:
+                BenchCmd::Render {
+                    json,
+                    width,
+                    height,
+                    frames,
+                    warmup,
+                    samples,
+                    case,
+                    device,
+                },
+        }) => {
+            let r = haptwin::bench::bench_render(&haptwin::bench::RenderBenchOptions {
+                width,
+                height,
+                frames,
+                warmup,
+                samples,
+                case,
+                device_filter: device,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "haptwin bench render: {} frames, stereo {} x {} per eye, {}x MSAA, on {}",
+                    r.frames, r.width, r.height, r.samples, r.device
+                );
+                println!(
+                    "  tissue: {} triangles per view, {} vertices streamed per frame",
+                    r.tissue_triangles, r.tissue_vertices
+                );
+                println!(
+                    "  CPU per frame: p50 {:.3} ms, p99 {:.3} ms (goal <= {} ms)",
+                    r.cpu_ms.p50, r.cpu_ms.p99, r.goal_cpu_ms
+                );
+                match &r.gpu_ms {
+                    Some(g) => println!(
+                        "  GPU per frame: p50 {:.3} ms, p99 {:.3} ms (goal <= {} ms)",
+                        g.p50, g.p99, r.goal_gpu_ms
+                    ),
+                    None => println!("  GPU per frame: no timestamp queries on this device"),
+                }
+                println!(
+                    "  achieved {:.1} frames/s; fence wait p50 {:.3} ms",
+                    r.achieved_fps, r.fence_wait_ms.p50
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

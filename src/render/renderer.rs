@@ -210,6 +210,7 @@ pub struct Renderer {
     timestamp_period_ns: Option<f64>,
     slots: Vec<Slot>,
     frames: u64,
+    last_wait: std::time::Duration,
     scratch: Vec<Vertex>,
     glyphs: Vec<GlyphQuad>,
     text_bytes: Vec<u8>,
@@ -262,6 +263,7 @@ impl Renderer {
             timestamp_period_ns: None,
             slots: Vec::new(),
             frames: 0,
+            last_wait: std::time::Duration::ZERO,
             scratch: Vec::new(),
             glyphs: Vec::new(),
             text_bytes: Vec::new(),
@@ -392,6 +394,12 @@ impl Renderer {
         self.frames
     }
 
+    /// How long the last [`Self::render`] waited for the GPU (the fence of the frame it
+    /// collected): subtracted from its duration, what remains is the CPU's own work.
+    pub fn last_fence_wait(&self) -> std::time::Duration {
+        self.last_wait
+    }
+
     /// What the validation layer reported so far.
     pub fn validation(&self) -> ValidationReport {
         self.ctx().debug.report()
@@ -451,6 +459,7 @@ impl Renderer {
             });
         }
         let s = (self.frames % PIPELINE_DEPTH as u64) as usize;
+        self.last_wait = std::time::Duration::ZERO;
         let completed = self.collect(s)?;
         self.write_tissue(s, scene)?;
         let text_vertices = self.write_text(s, scene.panel.as_ref())?;
@@ -482,11 +491,13 @@ impl Renderer {
         };
         let d = self.ctx().device.clone();
         let fence = self.slots[s].fence;
+        let waited = std::time::Instant::now();
         // SAFETY: the fence belongs to this device and was submitted with the slot's frame.
         // Waiting is allowed on the render thread; a hung device ends in VK_TIMEOUT.
         unsafe {
             d.wait_for_fences(&[fence], true, FRAME_TIMEOUT_NS)
                 .map_err(RenderError::vk("vkWaitForFences"))?;
+            self.last_wait += waited.elapsed();
             d.reset_fences(&[fence])
                 .map_err(RenderError::vk("vkResetFences"))?;
         }
