@@ -246,6 +246,12 @@ impl SceneBuilder {
         RenderScene {
             tissue_positions_m: positions,
             tissue_triangles: triangles,
+            // The fine surface never changes; the live boundary changes with its revision.
+            tissue_topology: if embedded.is_some() {
+                1
+            } else {
+                snap.surface_revision.wrapping_add(2).max(2)
+            },
             tissue_materials: &self.materials,
             tissue_overlay: if overlay_on { &self.overlay } else { &[] },
             tool_center_m: snap.tool_center_in_world_m,

@@ -8,8 +8,10 @@
 use super::math::{cross, normalize, sub};
 use super::RenderError;
 
-/// One vertex as the pipeline reads it (binding 0, stride 32).
+/// One vertex as the pipeline reads it (binding 0, stride 32): `repr(C)`, so its bytes are
+/// the GPU's layout.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C)]
 pub(crate) struct Vertex {
     pub pos: [f32; 3],
     pub normal: [f32; 3],
@@ -32,15 +34,16 @@ impl Vertex {
 
 pub(crate) const VERTEX_STRIDE: usize = 32;
 
-/// Serialises vertices into `dst` (native endianness, as the GPU reads them).
+const _: () = assert!(std::mem::size_of::<Vertex>() == VERTEX_STRIDE);
+
+/// Serialises vertices into `dst` (native endianness, as the GPU reads them): one copy.
 pub(crate) fn write_vertices(dst: &mut [u8], verts: &[Vertex]) {
-    for (chunk, v) in dst.chunks_exact_mut(VERTEX_STRIDE).zip(verts) {
-        for (i, f) in v.pos.iter().chain(v.normal.iter()).enumerate() {
-            chunk[i * 4..i * 4 + 4].copy_from_slice(&f.to_ne_bytes());
-        }
-        chunk[24..28].copy_from_slice(&v.material.to_ne_bytes());
-        chunk[28..32].copy_from_slice(&v.overlay.to_ne_bytes());
-    }
+    let n = verts.len().min(dst.len() / VERTEX_STRIDE);
+    // SAFETY: `Vertex` is `repr(C)` with eight 4-byte fields and no padding (size checked
+    // above), so its bytes are initialised; the view covers exactly `n` vertices.
+    let bytes =
+        unsafe { std::slice::from_raw_parts(verts.as_ptr() as *const u8, n * VERTEX_STRIDE) };
+    dst[..bytes.len()].copy_from_slice(bytes);
 }
 
 /// Serialises `u32` indices into `dst`.

@@ -165,6 +165,8 @@ struct Slot {
     uniform: GpuBuffer,
     set: vk::DescriptorSet,
     tissue: MeshBuffers,
+    /// The topology (and triangle count) whose indices the tissue buffer holds.
+    tissue_topology: Option<(u64, usize)>,
     text: GpuBuffer,
     text_capacity: usize,
     readback: GpuBuffer,
@@ -571,15 +573,22 @@ impl Renderer {
                 return Ok(());
             }
             self.ensure_tissue_capacity(s, scratch.len(), index_count)?;
+            let topology = (scene.tissue_topology, scene.tissue_triangles.len());
+            let keep_indices =
+                scene.tissue_topology != 0 && self.slots[s].tissue_topology == Some(topology);
             let m = &mut self.slots[s].tissue;
             mesh::write_vertices(
                 &mut m.vertices.mapped_mut()?[..scratch.len() * VERTEX_STRIDE],
                 &scratch,
             );
-            mesh::write_indices(
-                &mut m.indices.mapped_mut()?[..index_count * 4],
-                scene.tissue_triangles.iter().flatten().copied(),
-            );
+            if !keep_indices {
+                mesh::write_indices(
+                    &mut m.indices.mapped_mut()?[..index_count * 4],
+                    scene.tissue_triangles.iter().flatten().copied(),
+                );
+                self.slots[s].tissue_topology = Some(topology);
+            }
+            let m = &mut self.slots[s].tissue;
             m.index_count = index_count as u32;
             self.gpu.sync_mapped(&self.slots[s].tissue.vertices, true)?;
             self.gpu.sync_mapped(&self.slots[s].tissue.indices, true)
@@ -1237,6 +1246,7 @@ impl Renderer {
         let icap = indices.max(old.index_capacity).max(768).next_power_of_two();
         // The slot's previous frame has completed (collected), so the old buffers are unused.
         self.destroy_mesh(&mut old);
+        self.slots[s].tissue_topology = None;
         self.slots[s].tissue = self.create_mesh(&format!("frame slot {s} tissue"), vcap, icap)?;
         Ok(())
     }

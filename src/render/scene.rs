@@ -233,6 +233,9 @@ pub struct RenderScene<'a> {
     /// Boundary triangles, counter-clockwise seen from outside, indices into
     /// `tissue_positions_m`. Usually fixed per session, but any set is accepted each frame.
     pub tissue_triangles: &'a [[u32; 3]],
+    /// Names the triangle set: while it stays the same non-zero number, the renderer may keep
+    /// the indices it uploaded earlier (0: unknown, upload every frame).
+    pub tissue_topology: u64,
     /// Material of each tissue vertex ([`material`]); missing entries are
     /// [`material::DEFAULT`].
     pub tissue_materials: &'a [u8],
