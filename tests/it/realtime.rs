@@ -463,3 +463,123 @@ fn tissue_step_allocates_nothing_with_grasp_friction_damage_and_attachments() {
         "damage must have been tracked"
     );
 }
+
+/// The real render thread (headless Vulkan on lavapipe), stalled inside a frame for the whole
+/// run, cannot hold the haptic loop: every tick runs and is recorded while the renderer sits
+/// in its frame, and once released it draws the newest snapshot. (The lateness figures of
+/// both runs are printed, not asserted: these machines are shared.)
+#[test]
+fn stalled_render_thread_does_not_hold_the_haptic_loop() {
+    use haptwin::render::{Camera, RenderOptions};
+    use haptwin::render_loop::{self, RenderLoopConfig, SceneSetup};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    const TICKS: u64 = 2_000;
+    let run = |stall: bool| {
+        let cfg = CoreConfig::default();
+        let tissue = phantom_block();
+        let (tel_tx, mut tel_rx) = bus::queue::<TickRecord>(4_096);
+        let (_cmd_tx, cmd_rx) = bus::queue::<Command>(4);
+        let (publisher, subscriber) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
+        let dir =
+            std::env::temp_dir().join(format!("haptwin-stall-{stall}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // The hook: frame 1 waits until the test lets it go (after the haptic loop ended).
+        let (entered_tx, entered_rx) = mpsc::channel::<u64>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = std::sync::Mutex::new(release_rx);
+        let hook: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |frame| {
+            if stall && frame == 1 {
+                let _ = entered_tx.send(frame);
+                let _ = release_rx.lock().unwrap().recv();
+            }
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let (render, ready) = render_loop::spawn_render_loop(
+            subscriber,
+            stop.clone(),
+            RenderLoopConfig {
+                frames_dir: Some(dir.clone()),
+                frame_interval: Duration::from_millis(20),
+                options: RenderOptions {
+                    width: 160,
+                    height: 120,
+                    ..RenderOptions::default()
+                },
+                camera: Camera::default_for_block(),
+                max_frames: None,
+                scene: SceneSetup::default(),
+                before_frame: Some(hook),
+                end_session: None,
+            },
+        )
+        .unwrap();
+        ready
+            .recv_timeout(Duration::from_secs(60))
+            .expect("render set-up")
+            .expect("Vulkan (lavapipe) for the render thread");
+        let device = ScriptedProbe::new(Script::palpation(), cfg.step.dt_s);
+        let core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher);
+        let haptic = haptic_loop::spawn(
+            core,
+            tel_tx,
+            LoopConfig {
+                max_ticks: Some(TICKS),
+                realtime_priority: None,
+                ..LoopConfig::default()
+            },
+        )
+        .unwrap();
+        if stall {
+            // The renderer is stuck in frame 1 before the loop is half done.
+            entered_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the render thread reached its stalled frame");
+        }
+        let report = haptic.join().unwrap();
+        let mut records = 0;
+        while tel_rx.pop().is_some() {
+            records += 1;
+        }
+        assert_eq!(
+            report.ticks, TICKS,
+            "every tick ran (stalled renderer: {stall})"
+        );
+        assert_eq!(
+            records, TICKS,
+            "every tick was recorded (stalled renderer: {stall})"
+        );
+        // Stop first, then release: the renderer finishes frame 1, draws the last snapshot once
+        // more and ends.
+        stop.store(true, Ordering::Release);
+        let _ = release_tx.send(());
+        let rendered = render.join().expect("render thread");
+        assert!(rendered.skipped.is_none(), "{:?}", rendered.skipped);
+        // The last frame shows the newest snapshot: the last tick.
+        let csv = std::fs::read_to_string(dir.join("frames.csv")).unwrap();
+        let last_tick: u64 = csv
+            .lines()
+            .last()
+            .and_then(|l| l.split(',').nth(1))
+            .and_then(|t| t.parse().ok())
+            .expect("frames.csv has frames");
+        assert_eq!(
+            last_tick,
+            TICKS - 1,
+            "the released renderer drew the newest snapshot"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let lat = haptwin::stats::Percentiles::of_ns_in_us(&report.lateness_ns);
+        eprintln!(
+            "renderer stalled: {stall}: {} ticks, lateness p50 {:.1} us p99 {:.1} us, {} overruns, {} frames",
+            report.ticks, lat.p50, lat.p99, report.overruns, rendered.frames_rendered
+        );
+        rendered.frames_rendered
+    };
+    run(false);
+    let frames_stalled = run(true);
+    // The stalled renderer drew frame 0 before the stall and, once released, frame 1 and the
+    // final one: nothing while the loop ran.
+    assert!(frames_stalled <= 3, "{frames_stalled} frames while stalled");
+}
