@@ -326,6 +326,16 @@ pub(crate) fn layer_range(
     }
 }
 
+/// One colour layer of mip 0, for copies and blits.
+pub(crate) fn color_layer(layer: u32) -> vk::ImageSubresourceLayers {
+    vk::ImageSubresourceLayers {
+        aspect_mask: vk::ImageAspectFlags::COLOR,
+        mip_level: 0,
+        base_array_layer: layer,
+        layer_count: 1,
+    }
+}
+
 /// An image layout transition (synchronization2) of the given layers.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn image_barrier(

@@ -22,7 +22,7 @@ use gpu_allocator::MemoryLocation;
 
 use super::context::{ContextHooks, GpuContext, ValidationReport};
 use super::font::{FontAtlas, GlyphQuad};
-use super::gpu::{image_barrier, layer_range, Gpu, GpuBuffer, GpuImage, ImageDesc};
+use super::gpu::{color_layer, image_barrier, layer_range, Gpu, GpuBuffer, GpuImage, ImageDesc};
 use super::image::RgbaImage;
 use super::math::{self, Mat4};
 use super::mesh::{self, Vertex, VERTEX_STRIDE};
@@ -1010,12 +1010,7 @@ impl Renderer {
             .map(|v| {
                 vk::BufferImageCopy::default()
                     .buffer_offset(u64::from(v) * per)
-                    .image_subresource(vk::ImageSubresourceLayers {
-                        aspect_mask: vk::ImageAspectFlags::COLOR,
-                        mip_level: 0,
-                        base_array_layer: v,
-                        layer_count: 1,
-                    })
+                    .image_subresource(color_layer(v))
                     .image_extent(vk::Extent3D {
                         width: w,
                         height: h,
@@ -1081,12 +1076,7 @@ impl Renderer {
         let same = t.extent.width == self.opts.width && t.extent.height == self.opts.height;
         let regions: Vec<vk::ImageBlit> = (0..layers)
             .map(|v| {
-                let sub = vk::ImageSubresourceLayers {
-                    aspect_mask: vk::ImageAspectFlags::COLOR,
-                    mip_level: 0,
-                    base_array_layer: v,
-                    layer_count: 1,
-                };
+                let sub = color_layer(v);
                 vk::ImageBlit::default()
                     .src_subresource(sub)
                     .src_offsets(corner(self.opts.width, self.opts.height))
@@ -1288,12 +1278,7 @@ impl Renderer {
                     vk::ImageLayout::TRANSFER_DST_OPTIMAL,
                 )];
                 let region = [vk::BufferImageCopy::default()
-                    .image_subresource(vk::ImageSubresourceLayers {
-                        aspect_mask: vk::ImageAspectFlags::COLOR,
-                        mip_level: 0,
-                        base_array_layer: 0,
-                        layer_count: 1,
-                    })
+                    .image_subresource(color_layer(0))
                     .image_extent(vk::Extent3D {
                         width: aw,
                         height: ah,
