@@ -7,7 +7,11 @@
 #   - for the real-HID-path VM test (scripts/vm-hid-test.sh): qemu-system-x86 (software
 #     emulation only, without its recommends; from bookworm-backports, whose qemu-utils some
 #     images already carry and which breaks bookworm's own qemu-system-common), a static busybox
-#     and cpio for the VM's initramfs, and gcc with the static libc for the fake devices.
+#     and cpio for the VM's initramfs, and gcc with the static libc for the fake devices;
+#   - for the desktop window test (tests/it/window.rs): Xvfb (a real X server without a
+#     screen), xauth (for xvfb-run), xdotool (types into the window), xwd from x11-apps (reads
+#     its pixels), and the X11 client libraries winit loads at run time (Xlib, Xlib-xcb,
+#     Xcursor, Xi, Xrandr, xkbcommon-x11).
 # Building haptwin itself needs none of these: ash and openxr load their loaders at run time.
 # Idempotent; needs root (or sudo).
 set -euo pipefail
@@ -39,5 +43,7 @@ $SUDO apt-get install -y -qq libvulkan1 vulkan-validationlayers vulkan-tools spi
 $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends busybox-static cpio gcc libc6-dev binutils \
     xz-utils >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends xvfb xauth xdotool x11-apps libx11-6 \
+    libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0 >/dev/null
 
-echo "install-deps: lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers), validation layers $(dpkg-query -W -f='${Version}' vulkan-validationlayers), qemu $(dpkg-query -W -f='${Version}' qemu-system-x86)"
+echo "install-deps: lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers), validation layers $(dpkg-query -W -f='${Version}' vulkan-validationlayers), qemu $(dpkg-query -W -f='${Version}' qemu-system-x86), Xvfb $(dpkg-query -W -f='${Version}' xvfb)"

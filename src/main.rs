@@ -335,9 +335,10 @@ struct RunArgs {
     /// Fail if the display cannot start (instead of going on without pictures).
     #[arg(long)]
     require_render: bool,
-    /// Headless: frames per second written (a window and a headset run at their own pace).
-    #[arg(long, default_value_t = 10.0, value_parser = parse_fps)]
-    fps: f64,
+    /// Frames per second: written headless (default 10), drawn at most in a window (default
+    /// 60; the window's vsync may hold it lower). A headset runs at its runtime's pace.
+    #[arg(long, value_parser = parse_fps)]
+    fps: Option<f64>,
     /// Image width per eye (headless, default 640) or window width (default 1280).
     #[arg(long, value_parser = clap::value_parser!(u32).range(16..=8192))]
     width: Option<u32>,
@@ -649,7 +650,10 @@ fn run_run_cmd(args: &RunArgs) -> anyhow::Result<ExitCode> {
         out_dir: args.out.clone(),
         render: true,
         require_render: args.require_render,
-        fps: args.fps,
+        fps: args.fps.unwrap_or(match display {
+            Display::Window => 60.0,
+            _ => 10.0,
+        }),
         width,
         height,
         validation: args.validation,

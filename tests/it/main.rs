@@ -21,4 +21,5 @@ mod twin_nifti;
 mod twin_seg;
 mod twin_segment;
 mod twin_surface;
+mod window;
 mod xr;
