@@ -458,6 +458,9 @@ pub trait ContextHooks {
     ) -> Result<Option<vk::PhysicalDevice>, RenderError> {
         Ok(None)
     }
+    /// Set-up failed after [`Self::instance_created`]: destroy what it made on `instance`
+    /// (which is destroyed next). Also called when the renderer fails after the context exists.
+    fn instance_failing(&self, _instance: &ash::Instance) {}
     /// Whether the queue family can serve the target (e.g. present to its surface).
     fn queue_family_ok(&self, _physical: vk::PhysicalDevice, _family: u32) -> bool {
         true
@@ -557,62 +560,79 @@ impl GpuContext {
                     .map_err(RenderError::vk("vkCreateDebugUtilsMessengerEXT"))?;
             }
         }
-        hooks.instance_created(&inst.entry, &inst.instance)?;
-        let candidates = enumerate(&inst.instance, hooks)?;
-        let filter_lc = device_filter.map(str::to_lowercase);
-        let required = hooks.physical_device(&inst.instance)?;
-        let chosen = candidates
-            .iter()
-            .filter(|c| c.summary.unusable_reason.is_none())
-            .filter(|c| required.is_none_or(|r| r == c.physical))
-            .filter(|c| filter_lc.as_ref().is_none_or(|f| c.summary.name.to_lowercase().contains(f)))
-            .min_by_key(|c| c.summary.kind)
-            .ok_or_else(|| RenderError::NoDevice {
-                filter: device_filter.map(str::to_owned),
-                found: if candidates.is_empty() {
-                    vec!["no Vulkan devices (is a driver such as mesa-vulkan-drivers installed? see scripts/install-deps.sh)".to_owned()]
-                } else {
-                    candidates.iter().map(|c| c.summary.to_string()).collect()
-                },
-            })?;
-        let queue_family = chosen.queue_family.unwrap_or(0);
-        let priorities = [1.0f32];
-        let queue_info = [vk::DeviceQueueCreateInfo::default()
-            .queue_family_index(queue_family)
-            .queue_priorities(&priorities)];
-        let mut f11 = vk::PhysicalDeviceVulkan11Features::default().multiview(true);
-        let mut f13 = vk::PhysicalDeviceVulkan13Features::default()
-            .dynamic_rendering(true)
-            .synchronization2(true);
-        let dev_ext = hooks.device_extensions();
-        // SAFETY: plain query on a physical device of this instance.
-        let available = unsafe {
-            inst.instance
-                .enumerate_device_extension_properties(chosen.physical)
-        }
-        .map_err(RenderError::vk("vkEnumerateDeviceExtensionProperties"))?;
-        for e in &dev_ext {
-            if !available
+        // Everything from here on may fail after the target made its own instance objects:
+        // it gets to destroy them (`instance_failing`) before the instance goes.
+        let made = (|| -> Result<(ash::Device, vk::PhysicalDevice, u32, String), RenderError> {
+            hooks.instance_created(&inst.entry, &inst.instance)?;
+            let candidates = enumerate(&inst.instance, hooks)?;
+            let filter_lc = device_filter.map(str::to_lowercase);
+            let required = hooks.physical_device(&inst.instance)?;
+            let chosen = candidates
                 .iter()
-                .any(|p| p.extension_name_as_c_str() == Ok(e.as_c_str()))
-            {
-                return Err(RenderError::ExtensionMissing {
-                    extension: e.to_string_lossy().into_owned(),
-                    level: "device",
-                });
+                .filter(|c| c.summary.unusable_reason.is_none())
+                .filter(|c| required.is_none_or(|r| r == c.physical))
+                .filter(|c| filter_lc.as_ref().is_none_or(|f| c.summary.name.to_lowercase().contains(f)))
+                .min_by_key(|c| c.summary.kind)
+                .ok_or_else(|| RenderError::NoDevice {
+                    filter: device_filter.map(str::to_owned),
+                    found: if candidates.is_empty() {
+                        vec!["no Vulkan devices (is a driver such as mesa-vulkan-drivers installed? see scripts/install-deps.sh)".to_owned()]
+                    } else {
+                        candidates.iter().map(|c| c.summary.to_string()).collect()
+                    },
+                })?;
+            let queue_family = chosen.queue_family.unwrap_or(0);
+            let priorities = [1.0f32];
+            let queue_info = [vk::DeviceQueueCreateInfo::default()
+                .queue_family_index(queue_family)
+                .queue_priorities(&priorities)];
+            let mut f11 = vk::PhysicalDeviceVulkan11Features::default().multiview(true);
+            let mut f13 = vk::PhysicalDeviceVulkan13Features::default()
+                .dynamic_rendering(true)
+                .synchronization2(true);
+            let dev_ext = hooks.device_extensions();
+            // SAFETY: plain query on a physical device of this instance.
+            let available = unsafe {
+                inst.instance
+                    .enumerate_device_extension_properties(chosen.physical)
             }
-        }
-        let dev_ext_ptrs: Vec<*const std::ffi::c_char> =
-            dev_ext.iter().map(|e| e.as_ptr()).collect();
-        let info = vk::DeviceCreateInfo::default()
-            .queue_create_infos(&queue_info)
-            .enabled_extension_names(&dev_ext_ptrs)
-            .push_next(&mut f11)
-            .push_next(&mut f13);
-        // `chosen.physical` came from this instance; `info` and its chain outlive the call.
-        let raw = hooks.create_device(&inst.instance, chosen.physical, &info)?;
-        // SAFETY: `raw` is a live device just created on this instance.
-        let device = unsafe { ash::Device::load(inst.instance.fp_v1_0(), raw) };
+            .map_err(RenderError::vk("vkEnumerateDeviceExtensionProperties"))?;
+            for e in &dev_ext {
+                if !available
+                    .iter()
+                    .any(|p| p.extension_name_as_c_str() == Ok(e.as_c_str()))
+                {
+                    return Err(RenderError::ExtensionMissing {
+                        extension: e.to_string_lossy().into_owned(),
+                        level: "device",
+                    });
+                }
+            }
+            let dev_ext_ptrs: Vec<*const std::ffi::c_char> =
+                dev_ext.iter().map(|e| e.as_ptr()).collect();
+            let info = vk::DeviceCreateInfo::default()
+                .queue_create_infos(&queue_info)
+                .enabled_extension_names(&dev_ext_ptrs)
+                .push_next(&mut f11)
+                .push_next(&mut f13);
+            // `chosen.physical` came from this instance; `info` and its chain outlive the call.
+            let raw = hooks.create_device(&inst.instance, chosen.physical, &info)?;
+            // SAFETY: `raw` is a live device just created on this instance.
+            let device = unsafe { ash::Device::load(inst.instance.fp_v1_0(), raw) };
+            Ok((
+                device,
+                chosen.physical,
+                queue_family,
+                chosen.summary.name.clone(),
+            ))
+        })();
+        let (device, physical, queue_family, device_name) = match made {
+            Ok(m) => m,
+            Err(e) => {
+                hooks.instance_failing(&inst.instance);
+                return Err(e);
+            }
+        };
         // SAFETY: queue 0 of a family requested at device creation.
         let queue = unsafe { device.get_device_queue(queue_family, 0) };
         let debug_device = created
@@ -621,10 +641,10 @@ impl GpuContext {
         let ctx = GpuContext {
             device,
             debug_device,
-            physical: chosen.physical,
+            physical,
             queue,
             queue_family,
-            device_name: chosen.summary.name.clone(),
+            device_name,
             debug,
             names: Mutex::new(Vec::new()),
             inst,

@@ -271,8 +271,12 @@ impl Renderer {
             text_bytes: Vec::new(),
             gpu,
         };
-        // Everything starts null; if `init` fails, Drop destroys what was made.
-        r.init()?;
+        // Everything starts null; if `init` fails, Drop destroys what was made (after the
+        // target destroyed its own objects on the instance).
+        if let Err(e) = r.init() {
+            hooks.instance_failing(r.ctx().instance());
+            return Err(e);
+        }
         Ok(r)
     }
 

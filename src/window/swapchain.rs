@@ -104,6 +104,14 @@ impl ContextHooks for WindowHooks {
         Ok(())
     }
 
+    fn instance_failing(&self, _instance: &ash::Instance) {
+        if let Some((surface_fn, surface)) = self.take_surface() {
+            // SAFETY: the surface was made on this instance, which is still alive; no
+            // swapchain was made on it (set-up failed before the window took it over).
+            unsafe { surface_fn.destroy_surface(surface, None) };
+        }
+    }
+
     fn queue_family_ok(&self, physical: vk::PhysicalDevice, family: u32) -> bool {
         let guard = self.surface_fn.borrow();
         let Some(surface_fn) = guard.as_ref() else {
