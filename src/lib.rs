@@ -22,6 +22,7 @@ pub mod doctor;
 pub mod haptics;
 pub mod render;
 pub mod render_loop;
+pub mod score;
 pub mod session;
 pub mod stats;
 pub mod tissue;

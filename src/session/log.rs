@@ -372,6 +372,9 @@ pub struct LogSummary {
     pub end: Option<LogEnd>,
     /// Where reading stopped early, when the log is damaged.
     pub damage: Option<Damage>,
+    /// Motion and force metrics of the recovered records (`crate::score::metrics`), against
+    /// the default tissue-safe force.
+    pub metrics: crate::score::metrics::MotionForceMetrics,
 }
 
 /// Events listed in a summary at most.
@@ -514,6 +517,11 @@ pub fn summarize(log: &SessionLog) -> LogSummary {
         events_not_listed,
         end: log.end.clone(),
         damage: log.damage.clone(),
+        metrics: crate::score::metrics::motion_force_metrics(
+            &log.records,
+            log.header.dt_s,
+            crate::score::metrics::DEFAULT_SAFE_FORCE_N,
+        ),
     }
 }
 
@@ -537,6 +545,20 @@ impl LogSummary {
             self.final_force_n.unwrap_or_default()
         );
         s += &format!("  flags: {}\n", self.flag_counts);
+        let m = &self.metrics;
+        s += &format!(
+            "  motion: path {:.1} mm, {} movements, idle {:.2} s, LDLJ {}; force: RMS {:.3} N, \
+             integral {:.3} N s, mean rate {:.1} N/s, {:.3} s above {:.1} N\n",
+            m.path_length_m * 1e3,
+            m.movements,
+            m.idle_s,
+            m.ldlj.map_or("-".into(), |v| format!("{v:.2}")),
+            m.rms_force_n,
+            m.force_integral_ns,
+            m.mean_force_rate_n_per_s,
+            m.time_above_safe_s,
+            m.safe_force_n
+        );
         for e in &self.events {
             s += &format!(
                 "  event at tick {}: {} (force out {:.3} N)\n",

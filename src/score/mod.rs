@@ -1,0 +1,10 @@
+//! Scoring sessions: the metrics with evidence behind them, computed from a session's tick
+//! records (`../shared/reference/scoring.md`).
+//!
+//! - [`metrics`]: motion and force metrics of a session (time, path length, movements, idle
+//!   time, log dimensionless jerk, peak/RMS/integral force, force rate, time above the
+//!   tissue-safe force).
+//!
+//! Contract: pure and deterministic; nothing here runs on the haptic thread.
+
+pub mod metrics;
