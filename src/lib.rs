@@ -4,7 +4,10 @@
 //!
 //! - [`haptics`]: device trait, simulated devices, force safety and the 1 kHz haptic loop;
 //! - [`tissue`]: the XPBD tetrahedral tissue model and tool contact (pure library);
-//! - [`render`]: the Vulkan renderer (headless today);
+//! - [`render`]: the Vulkan renderer (multiview stereo, MSAA, frames in flight, text);
+//! - [`display`], [`xr`], [`window`]: the displays (an OpenXR headset, a desktop window, or
+//!   headless images) and choosing one;
+//! - [`twin`]: digital twins from imaging; [`score`]: session metrics;
 //! - [`session`]: the session log, its writer (the recorder thread) and reader;
 //! - [`bus`]: the typed lock-free channels between threads;
 //! - [`stats`]: fixed-size latency histograms;
