@@ -609,13 +609,6 @@ pub fn bench_render(opts: &RenderBenchOptions) -> anyhow::Result<RenderBench> {
         }
     }
     let seconds = timed_start.elapsed().as_secs_f64();
-    let zero = crate::stats::Percentiles {
-        p50: 0.0,
-        p99: 0.0,
-        p999: 0.0,
-        max: 0.0,
-        mean: 0.0,
-    };
     Ok(RenderBench {
         device: renderer.device_name().to_string(),
         width: opts.width,
@@ -625,8 +618,8 @@ pub fn bench_render(opts: &RenderBenchOptions) -> anyhow::Result<RenderBench> {
         frames: opts.frames,
         tissue_triangles,
         tissue_vertices,
-        cpu_ms: ms_percentiles(&cpu).unwrap_or(zero),
-        fence_wait_ms: ms_percentiles(&wait).unwrap_or(zero),
+        cpu_ms: crate::stats::Percentiles::of_ns_in_ms(&cpu),
+        fence_wait_ms: crate::stats::Percentiles::of_ns_in_ms(&wait),
         gpu_ms: ms_percentiles(&gpu),
         achieved_fps: if seconds > 0.0 {
             f64::from(opts.frames) / seconds

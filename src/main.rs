@@ -661,10 +661,10 @@ fn run_run_cmd(args: &RunArgs) -> anyhow::Result<ExitCode> {
         device,
         case: args.case.clone(),
         tets: args.tets,
-        calibration_dir: match &args.calibration {
-            Some(d) => Some(d.clone()),
-            None => default_calibration_dir().ok(),
-        },
+        calibration_dir: args
+            .calibration
+            .clone()
+            .or_else(|| default_calibration_dir().ok()),
         display,
         views: 2,
         strain_overlay: args.strain_overlay,
@@ -712,10 +712,10 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         device: args.device.clone(),
         case: args.case.clone(),
         tets: args.tets,
-        calibration_dir: match &args.calibration {
-            Some(d) => Some(d.clone()),
-            None => default_calibration_dir().ok(),
-        },
+        calibration_dir: args
+            .calibration
+            .clone()
+            .or_else(|| default_calibration_dir().ok()),
         ..DemoOptions::default()
     };
     if !args.json {

@@ -402,19 +402,10 @@ impl RenderLoopReport {
     }
 }
 
-/// Milliseconds percentiles (3 decimals) of a histogram of nanoseconds.
+/// Milliseconds percentiles of a histogram of nanoseconds, `None` when it is empty (the
+/// frame-time fields of a [`RenderLoopReport`]).
 pub fn ms_percentiles(h: &Histogram) -> Option<Percentiles> {
-    if h.count() == 0 {
-        return None;
-    }
-    let ms = |ns: f64| (ns / 1e3).round() / 1e3;
-    Some(Percentiles {
-        p50: ms(h.quantile(0.50) as f64),
-        p99: ms(h.quantile(0.99) as f64),
-        p999: ms(h.quantile(0.999) as f64),
-        max: ms(h.max() as f64),
-        mean: ms(h.mean()),
-    })
+    (h.count() > 0).then(|| Percentiles::of_ns_in_ms(h))
 }
 
 /// Validation-layer counts.

@@ -177,6 +177,19 @@ impl Percentiles {
             mean: (h.mean() / 1000.0 * 10.0).round() / 10.0,
         }
     }
+
+    /// Summarises `h` (nanoseconds) in milliseconds, to 1 µs (frame times). All zero when
+    /// `h` is empty.
+    pub fn of_ns_in_ms(h: &Histogram) -> Self {
+        let ms = |ns: f64| (ns / 1e3).round() / 1e3;
+        Self {
+            p50: ms(h.quantile(0.50) as f64),
+            p99: ms(h.quantile(0.99) as f64),
+            p999: ms(h.quantile(0.999) as f64),
+            max: ms(h.max() as f64),
+            mean: ms(h.mean()),
+        }
+    }
 }
 
 #[cfg(test)]
