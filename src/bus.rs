@@ -83,6 +83,23 @@ pub mod tick_flags {
     pub const EMERGENCY_STOP: u32 = 1 << 11;
     /// With [`NON_FINITE`]: the tissue solver produced a non-finite state (rolled back).
     pub const SOLVER_FAULT: u32 = 1 << 12;
+    /// The instrument's action is on this tick (jaws closed, blade or cautery live; the
+    /// activate button, bit 0 of the device buttons, is held).
+    pub const INSTRUMENT_ACTIVE: u32 = 1 << 13;
+    /// The instrument cut or resected tissue this tick.
+    pub const CUT: u32 = 1 << 14;
+    /// The grasper took hold of tissue this tick.
+    pub const GRASP: u32 = 1 << 15;
+    /// The grasper let go this tick.
+    pub const RELEASE: u32 = 1 << 16;
+    /// The needle punctured a tissue surface this tick.
+    pub const PUNCTURE: u32 = 1 << 17;
+    /// The user marked the tool tip's position this tick (the mark button, bit 1, pressed).
+    pub const MARK: u32 = 1 << 18;
+    /// The tool touched a structure it must not touch (a vessel) this tick.
+    pub const NO_GO_CONTACT: u32 = 1 << 19;
+    /// The tool is in contact with tissue this tick.
+    pub const CONTACT: u32 = 1 << 20;
 }
 
 /// Commands from the control thread to the haptic thread.
