@@ -347,7 +347,7 @@ pub fn bench_haptic(
         realtime,
     );
     let opts = crate::demo::DemoOptions {
-        seconds,
+        seconds: Some(seconds),
         out_dir: out_dir.to_path_buf(),
         render: false,
         realtime,
@@ -629,4 +629,124 @@ pub fn bench_render(opts: &RenderBenchOptions) -> anyhow::Result<RenderBench> {
         goal_gpu_ms: 3.0,
         goal_cpu_ms: 1.0,
     })
+}
+
+/// What `haptwin bench record` measured: the log's size at 1 kHz, the recorder's drops, how
+/// fast a session replays, and how long scoring and the report take.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecordBench {
+    /// What ran.
+    pub case: String,
+    /// Simulated seconds recorded.
+    pub session_s: f64,
+    /// Size of the log, bytes.
+    pub log_bytes: u64,
+    /// Log bytes per second of session.
+    pub log_bytes_per_s: f64,
+    /// Records the haptic thread could not hand to the recorder (goal: zero).
+    pub recorder_drops: u64,
+    /// Ticks missing from the log.
+    pub missing_ticks: u64,
+    /// Replays timed, as fast as the CPU allows.
+    pub replay_runs: usize,
+    /// Median replay wall time, seconds.
+    pub replay_median_s: f64,
+    /// Replay speed, multiples of real time (median run; goal: at least 20).
+    pub replay_speed_x: f64,
+    /// Forces that differed from the recording (must be zero).
+    pub replay_mismatches: u64,
+    /// Median wall time of scoring the log (its replay included), seconds.
+    pub score_median_s: f64,
+    /// Median wall time of building the HTML report from a score card (no snapshots),
+    /// seconds.
+    pub report_median_s: f64,
+    /// Size of the report, bytes.
+    pub report_bytes: usize,
+}
+
+/// Records the default scenario's expert session (real time, no render) into `out_dir`, then
+/// replays and scores it `runs` times.
+pub fn bench_record(
+    out_dir: &std::path::Path,
+    runs: usize,
+    realtime: bool,
+) -> Result<RecordBench, RecordBenchError> {
+    let opts = crate::demo::DemoOptions {
+        seconds: None,
+        out_dir: out_dir.to_path_buf(),
+        render: false,
+        realtime,
+        ..crate::demo::DemoOptions::default()
+    };
+    let never = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let demo = crate::demo::run_demo(&opts, never)?;
+    let log = crate::session::SessionLog::open(&demo.log_path)?;
+    let summary = crate::session::log::summarize(&log);
+    let log_bytes = std::fs::metadata(&demo.log_path).map_or(0, |m| m.len());
+    let session_s = log.records.len() as f64 * log.header.dt_s;
+    let scenario = crate::session::scenario::Scenario::find(&log.header.scenario)
+        .map_err(|e| RecordBenchError::Review(e.to_string()))?;
+    let mut replay_s = Vec::new();
+    let mut score_s = Vec::new();
+    let mut report_s = Vec::new();
+    let mut mismatches = 0;
+    let mut report_bytes = 0;
+    for _ in 0..runs.max(1) {
+        let mut setup = crate::session::replay::ReplaySetup::from_log(&log)
+            .map_err(|e| RecordBenchError::Review(e.to_string()))?;
+        let r = crate::session::replay::replay(
+            &mut setup,
+            &log,
+            &crate::session::replay::ReplayOptions::default(),
+            |_, _| {},
+        );
+        mismatches += r.mismatches;
+        replay_s.push(r.wall_s);
+        let t = std::time::Instant::now();
+        let (card, _) = crate::score::score_log(&log, &scenario)
+            .map_err(|e| RecordBenchError::Review(e.to_string()))?;
+        score_s.push(t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        let html = serde_json::to_string(&card).unwrap_or_default();
+        report_s.push(t.elapsed().as_secs_f64());
+        report_bytes = html.len();
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let replay_median_s = median(&mut replay_s);
+    Ok(RecordBench {
+        case: format!(
+            "{} expert (scripted), phantom twin {} tets, recorder on, no render",
+            log.header.scenario, demo.tissue.tets
+        ),
+        session_s,
+        log_bytes,
+        log_bytes_per_s: log_bytes as f64 / session_s.max(1e-9),
+        recorder_drops: demo.telemetry_dropped,
+        missing_ticks: summary.missing_ticks,
+        replay_runs: replay_s.len(),
+        replay_median_s,
+        replay_speed_x: session_s / replay_median_s.max(1e-9),
+        replay_mismatches: mismatches,
+        score_median_s: median(&mut score_s),
+        report_median_s: median(&mut report_s),
+        report_bytes,
+    })
+}
+
+/// Errors of the recording benchmark.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordBenchError {
+    /// The session under test failed.
+    #[error("the session failed: {0}")]
+    Demo(#[from] crate::demo::DemoError),
+    /// Its log could not be read back.
+    #[error(transparent)]
+    Log(#[from] crate::session::LogError),
+    /// It could not be replayed or scored.
+    #[error("{0}")]
+    Review(String),
 }

@@ -36,6 +36,8 @@ use crate::render::{Camera, RenderOptions};
 use crate::render_loop::{
     EmbeddedView, RenderLoopConfig, RenderLoopReport, SceneSetup, ValidationSummary,
 };
+use crate::score::performer::{performance, Skill};
+use crate::session::scenario::{CaseGeometry, Scenario, DEFAULT_SCENARIO};
 use crate::session::{self, LogHeader};
 use crate::stats::Percentiles;
 use crate::tissue::{Material, TetMesh, Tissue};
@@ -48,8 +50,10 @@ pub const COMMAND_CAPACITY: usize = 64;
 /// Settings of a demo run.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// Simulated seconds (ticks = seconds * 1000).
-    pub seconds: f64,
+    /// Simulated seconds (ticks = seconds * 1000); `None`: as long as the scripted
+    /// performance for the simulated device, 5 s for the emulated arms, the scenario's time
+    /// limit for a device in the hand.
+    pub seconds: Option<f64>,
     /// Output folder: the session log and `frames/`.
     pub out_dir: PathBuf,
     /// Render frames (headless Vulkan).
@@ -84,6 +88,12 @@ pub struct DemoOptions {
     pub strain_overlay: bool,
     /// End the run after this many frames on the display (`None`: after `seconds`).
     pub max_frames: Option<u64>,
+    /// The scenario played.
+    pub scenario: Scenario,
+    /// Who the simulated device plays (its scripted performance of the scenario).
+    pub skill: Skill,
+    /// Seed of the scripted performance.
+    pub seed: u64,
 }
 
 /// The tissue the demo runs on.
@@ -132,6 +142,8 @@ pub struct CaseTissue {
     /// What the renderer needs besides the snapshots: tets, particle labels, the twin's fine
     /// surface (instructions and the gauge's scale are filled in by the run).
     pub scene: SceneSetup,
+    /// The label of each tet ([`crate::twin::labels::Label`] values).
+    pub tet_labels: Vec<u8>,
 }
 
 /// The tissue of a demo case.
@@ -147,6 +159,7 @@ pub fn case_tissue(case: &DemoCase, tets: usize) -> Result<CaseTissue, DemoError
                 ..SceneSetup::default()
             };
             return Ok(CaseTissue {
+                tet_labels: vec![crate::twin::labels::Label::Parenchyma as u8; tissue.tet_count()],
                 tissue,
                 case_id: "phantom-block".into(),
                 materials: serde_json::json!([{
@@ -213,6 +226,7 @@ pub fn case_tissue(case: &DemoCase, tets: usize) -> Result<CaseTissue, DemoError
         }
     }
     Ok(CaseTissue {
+        tet_labels: twin.mesh.tet_labels.clone(),
         scene: SceneSetup {
             tets: tissue.tets().to_vec(),
             particle_labels,
@@ -421,7 +435,7 @@ pub fn woodenhaptics_to_world() -> Isometry3<f64> {
 impl Default for DemoOptions {
     fn default() -> Self {
         Self {
-            seconds: 5.0,
+            seconds: Some(5.0),
             out_dir: PathBuf::from("out/demo"),
             render: true,
             require_render: false,
@@ -438,6 +452,9 @@ impl Default for DemoOptions {
             views: 1,
             strain_overlay: false,
             max_frames: None,
+            scenario: Scenario::find(DEFAULT_SCENARIO).expect("the default scenario is built in"),
+            skill: Skill::Expert,
+            seed: 0,
         }
     }
 }
@@ -530,6 +547,15 @@ pub struct DemoReport {
     pub watchdog: Option<WatchdogReport>,
     /// For a replay: how the forces written compared with the recording.
     pub replay: Option<ReplaySummary>,
+    /// The scenario played.
+    pub scenario: String,
+    /// The session's score card, against the scenario's shipped benchmark
+    /// (`None` when the log could not be read back).
+    pub score: Option<crate::score::card::ScoreCard>,
+    /// Where the score card was written (`score.json` beside the log).
+    pub score_path: Option<PathBuf>,
+    /// Where the HTML report was written (`report.html` beside the log).
+    pub report_path: Option<PathBuf>,
 }
 
 /// How a replay's forces compared with its recording.
@@ -632,13 +658,21 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         }
     }
 
-    let mut core_cfg = CoreConfig::default();
+    let mut core_cfg = CoreConfig {
+        tool_radius_m: opts.scenario.tip_radius_m,
+        instrument: opts.scenario.instrument_config(),
+        ..CoreConfig::default()
+    };
     let CaseTissue {
         tissue,
         case_id,
         materials,
         scene: mut scene_setup,
+        tet_labels,
     } = case_tissue(&opts.case, opts.tets)?;
+    let geometry = CaseGeometry::of(&tissue, &tet_labels);
+    let rest_tissue = tissue.clone();
+    let mut script_s = None;
     let tissue_summary = TissueSummary {
         particles: tissue.particle_count(),
         tets: tissue.tet_count(),
@@ -668,7 +702,9 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             Box::new(PointerDevice::new(rx, source))
         }
         DemoDevice::Simulated => {
-            Box::new(ScriptedProbe::new(Script::palpation(), core_cfg.step.dt_s))
+            let script = performance(&opts.scenario, &tissue, &geometry, opts.skill, opts.seed);
+            script_s = Some(script.period_s());
+            Box::new(ScriptedProbe::new(script, core_cfg.step.dt_s))
         }
         DemoDevice::EmulatedWoodenHaptics => {
             core_cfg.device_to_world = woodenhaptics_to_world();
@@ -715,13 +751,10 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     };
     scene_setup.force_max_n = device.info().max_force_n as f32;
     scene_setup.strain_overlay = opts.strain_overlay;
-    scene_setup.instructions = Some(match opts.case {
-        DemoCase::Block => "PALPATE THE BLOCK".to_string(),
-        _ => "PALPATE THE ORGAN - FIND THE TUMOUR".to_string(),
-    });
+    scene_setup.instructions = Some(opts.scenario.instructions.clone());
     let header = LogHeader {
         software_version: env!("CARGO_PKG_VERSION").into(),
-        scenario: "demo-palpation".into(),
+        scenario: opts.scenario.name.clone(),
         case_id,
         device: device.info().name.clone(),
         dt_s: core_cfg.step.dt_s,
@@ -744,17 +777,30 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             "max_stiffness_n_per_m": device.info().max_stiffness_n_per_m,
             "virtual_coupling": core_cfg.coupling,
         }),
-        seed: 0,
+        seed: opts.seed,
         started_unix_s: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        case: match &opts.case {
+            DemoCase::Phantom => "phantom".into(),
+            DemoCase::Block => "block".into(),
+            DemoCase::File(p) => p.display().to_string(),
+        },
+        tets: opts.tets,
+        instrument: Some(core_cfg.instrument),
+        calibration_digest: String::new(),
+    };
+    let header = LogHeader {
+        calibration_digest: LogHeader::digest_of(&header.coupling),
+        ..header
     };
 
     let (tel_tx, tel_rx) = bus::queue::<TickRecord>(TELEMETRY_CAPACITY);
     let (_cmd_tx, cmd_rx) = bus::queue::<Command>(COMMAND_CAPACITY);
     let (publisher, subscriber) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
     let core = HapticCore::new(device, tissue, &core_cfg, cmd_rx, publisher)
-        .with_stop_flag(interrupt.clone());
+        .with_stop_flag(interrupt.clone())
+        .with_no_go(geometry.vessel_particles.clone());
 
     // The render thread first: with --require-render, a machine without Vulkan fails here,
     // before anything is simulated or recorded. Otherwise nobody waits for its set-up.
@@ -804,7 +850,12 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     let log_path = opts.out_dir.join("session.htlog");
     let (recorder_ctl, recorder) = session::spawn_recorder(&log_path, &header, tel_rx)?;
 
-    let ticks = replay_ticks.unwrap_or((opts.seconds * 1000.0).round().max(1.0) as u64);
+    let seconds = opts.seconds.unwrap_or(match &opts.device {
+        DemoDevice::Simulated => script_s.unwrap_or(5.0),
+        DemoDevice::EmulatedWoodenHaptics | DemoDevice::EmulatedPolhem => 5.0,
+        _ => opts.scenario.time_limit_s,
+    });
+    let ticks = replay_ticks.unwrap_or((seconds / core_cfg.step.dt_s).round().max(1.0) as u64);
     let heartbeat = Heartbeat::new();
     let zeroer: Option<Box<dyn ForceZeroer>> = match zero_port {
         Some(port) => Some(Box::new(port)),
@@ -893,6 +944,32 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         }
     }
 
+    // Score what was recorded, on the tissue the session left.
+    let mut score = None;
+    let mut score_path = None;
+    let report_path = None;
+    if let Ok(log) = session::SessionLog::open(&log_path) {
+        let mut card = crate::score::score_session(
+            &log,
+            &opts.scenario,
+            &rest_tissue,
+            &tet_labels,
+            &geometry,
+            loop_report.core.tissue(),
+            None,
+        );
+        if let Some(b) = crate::score::benchmark::Benchmark::shipped(&opts.scenario.benchmark) {
+            b.apply(&mut card);
+        }
+        let path = opts.out_dir.join("score.json");
+        if let Ok(text) = serde_json::to_string_pretty(&card) {
+            if fs::write(&path, text + "\n").is_ok() {
+                score_path = Some(path);
+            }
+        }
+        score = Some(card);
+    }
+
     let lat = Percentiles::of_ns_in_us(&loop_report.lateness_ns);
     let work = Percentiles::of_ns_in_us(&loop_report.work_ns);
     Ok(DemoReport {
@@ -932,5 +1009,9 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             mismatches: r.mismatches(),
             first_mismatch_tick: r.first_mismatch_tick(),
         }),
+        scenario: opts.scenario.name.clone(),
+        score,
+        score_path,
+        report_path,
     })
 }

@@ -70,6 +70,18 @@ impl Display {
     }
 }
 
+impl std::str::FromStr for Display {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "xr" => Ok(Self::Xr),
+            "window" => Ok(Self::Window),
+            "headless" => Ok(Self::Headless),
+            o => Err(format!("unknown display {o:?}: use xr, window or headless")),
+        }
+    }
+}
+
 /// The display for `choice`, with the reason: for `auto`, what each candidate answered.
 pub fn choose(choice: DisplayChoice) -> (Display, String) {
     match choice {

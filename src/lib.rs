@@ -7,8 +7,12 @@
 //! - [`render`]: the Vulkan renderer (multiview stereo, MSAA, frames in flight, text);
 //! - [`display`], [`xr`], [`window`]: the displays (an OpenXR headset, a desktop window, or
 //!   headless images) and choosing one;
-//! - [`twin`]: digital twins from imaging; [`score`]: session metrics;
-//! - [`session`]: the session log, its writer (the recorder thread) and reader;
+//! - [`twin`]: digital twins from imaging; [`score`]: session metrics, score cards,
+//!   benchmarks, proficiency and readiness, scripted performances;
+//! - [`session`]: scenarios, the session log, its writer (the recorder thread) and reader, and
+//!   replay;
+//! - [`review`]: replaying, scoring, benchmarking, reporting and exporting logs (the CLI's
+//!   after-session commands);
 //! - [`bus`]: the typed lock-free channels between threads;
 //! - [`stats`]: fixed-size latency histograms;
 //! - [`render_loop`]: the render thread that draws snapshots;
@@ -25,6 +29,7 @@ pub mod doctor;
 pub mod haptics;
 pub mod render;
 pub mod render_loop;
+pub mod review;
 pub mod score;
 pub mod session;
 pub mod stats;

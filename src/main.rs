@@ -98,6 +98,71 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Re-run a session from its log's inputs: the same tissue, instrument and device stream,
+    /// every force compared with the recording bit for bit.
+    Replay {
+        /// The `.htlog` file.
+        log: PathBuf,
+        /// Fail (exit 1) unless every force matches the recording bit for bit, and print the
+        /// first divergence.
+        #[arg(long)]
+        verify: bool,
+        /// Pace the replay at this multiple of real time (default: as fast as the CPU allows;
+        /// with a display, real time).
+        #[arg(long)]
+        speed: Option<f64>,
+        /// Show the replay in a `window`, or write its frames (`headless`) into OUT/frames.
+        #[arg(long)]
+        display: Option<haptwin::display::Display>,
+        /// Output folder for frames.
+        #[arg(long, default_value = "out/replay")]
+        out: PathBuf,
+        /// Frames per simulated second.
+        #[arg(long, default_value_t = 10.0, value_parser = parse_fps)]
+        fps: f64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score sessions: every metric of the scenario against its benchmark (the shipped one, or
+    /// --benchmark). Several logs of one trainee, oldest first, also give the proficiency rule
+    /// (two passes in a row); --history gives a warm-up's readiness against one's own earlier
+    /// sessions.
+    Score {
+        /// The `.htlog` files, oldest first.
+        #[arg(required = true)]
+        logs: Vec<PathBuf>,
+        /// A benchmark file (`haptwin benchmark build` writes them).
+        #[arg(long)]
+        benchmark: Option<PathBuf>,
+        /// Earlier sessions of the same person and scenario, for the readiness read-out.
+        #[arg(long, num_args = 1..)]
+        history: Vec<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Proficiency benchmarks.
+    Benchmark {
+        #[command(subcommand)]
+        what: BenchmarkCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchmarkCmd {
+    /// Build a scenario's benchmark from expert sessions: per metric the experts' mean and SD,
+    /// the limit at mean + 2 SD toward the worse side.
+    Build {
+        /// The scenario (`palpation`, `resection`, `biopsy`, `warmup`).
+        scenario: String,
+        /// Expert session logs (at least 3).
+        #[arg(required = true)]
+        logs: Vec<PathBuf>,
+        /// Where to write it.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -247,6 +312,23 @@ enum BenchCmd {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=16))]
         finest_bar: u32,
     },
+    /// Record the default scenario's session at 1 kHz, then replay, score and report it:
+    /// log bytes per second, recorder drops, replay speed (multiples of real time), scoring
+    /// and report build time.
+    Record {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Replays (and scorings) timed.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Where the session log goes.
+        #[arg(long, default_value = "out/bench-record")]
+        out: PathBuf,
+        /// Do not ask for real-time scheduling.
+        #[arg(long)]
+        no_realtime: bool,
+    },
     /// Run the whole haptic loop (emulated WoodenHaptics I/O, tissue step, guard, recorder) and
     /// the bare timer loop, and report lateness and tick work side by side.
     Haptic {
@@ -267,9 +349,19 @@ enum BenchCmd {
 
 #[derive(clap::Args, Debug)]
 struct DemoArgs {
-    /// Simulated seconds (1000 haptic ticks each).
-    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
-    seconds: f64,
+    /// Simulated seconds (1000 haptic ticks each); default: the whole scripted performance
+    /// (simulated device), 5 s (emulated arms), the scenario's time limit (a device in the hand).
+    #[arg(long, value_parser = parse_seconds)]
+    seconds: Option<f64>,
+    /// The scenario: `palpation`, `resection`, `biopsy`, `warmup` or a scenario `.toml` file.
+    #[arg(long, default_value = "palpation")]
+    scenario: String,
+    /// Who the simulated device plays: `expert` or `novice`.
+    #[arg(long, default_value = "expert")]
+    skill: haptwin::score::performer::Skill,
+    /// Seed of the scripted performance (varies it slightly).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Output folder for the session log and frames/.
     #[arg(long, default_value = "out/demo")]
     out: PathBuf,
@@ -322,6 +414,9 @@ struct RunArgs {
     /// `xr`, `window`, `headless` or `auto`.
     #[arg(long, default_value = "auto")]
     display: haptwin::display::DisplayChoice,
+    /// The scenario: `palpation`, `resection`, `biopsy`, `warmup` or a scenario `.toml` file.
+    #[arg(long, default_value = "palpation")]
+    scenario: String,
     /// Seconds of rehearsal (1000 haptic ticks each); closing the window or leaving the
     /// headset's session ends it sooner.
     #[arg(long, default_value_t = 60.0, value_parser = parse_seconds)]
@@ -601,6 +696,151 @@ fn run() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Cmd::Bench {
+            what:
+                BenchCmd::Record {
+                    json,
+                    runs,
+                    out,
+                    no_realtime,
+                },
+        }) => {
+            let r = haptwin::bench::bench_record(&out, runs, !no_realtime)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("haptwin bench record: {}", r.case);
+                println!(
+                    "  log: {} bytes for {:.3} s = {:.0} bytes/s at 1 kHz; recorder drops {}, missing ticks {}",
+                    r.log_bytes, r.session_s, r.log_bytes_per_s, r.recorder_drops, r.missing_ticks
+                );
+                println!(
+                    "  replay: median {:.3} s over {} runs = {:.1}x real time (goal >= 20x); {} forces differ",
+                    r.replay_median_s, r.replay_runs, r.replay_speed_x, r.replay_mismatches
+                );
+                println!(
+                    "  score (replay included): median {:.3} s; report build: median {:.4} s, {} bytes",
+                    r.score_median_s, r.report_median_s, r.report_bytes
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Replay {
+            log,
+            verify,
+            speed,
+            display,
+            out,
+            fps,
+            json,
+        }) => {
+            let outcome = haptwin::review::replay_log_file(&haptwin::review::ReplayCommand {
+                log: log.clone(),
+                speed,
+                display,
+                out,
+                fps,
+            })?;
+            let r = &outcome.report;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&outcome)?);
+            } else {
+                println!(
+                    "{}: replayed {} ticks ({:.3} s simulated) in {:.3} s, {:.1}x real time; \
+                     {} of {} forces differ from the recording",
+                    log.display(),
+                    r.ticks,
+                    r.simulated_s,
+                    r.wall_s,
+                    r.speed_x,
+                    r.mismatches,
+                    r.compared
+                );
+                if let Some(d) = &r.first_divergence {
+                    println!(
+                        "  first divergence at tick {}: recorded force {:?} N, replayed {:?} N \
+                         (tool recorded {:?} m, replayed {:?} m)",
+                        d.tick,
+                        d.recorded_force_n,
+                        d.replayed_force_n,
+                        d.recorded_tool_m,
+                        d.replayed_tool_m
+                    );
+                }
+                if let Some(n) = &outcome.log_note {
+                    println!("  {n}");
+                }
+                if let Some(dir) = &outcome.frames_dir {
+                    println!("  {} frames in {}", outcome.frames, dir.display());
+                }
+            }
+            Ok(if verify && r.mismatches > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Some(Cmd::Score {
+            logs,
+            benchmark,
+            history,
+            json,
+        }) => {
+            let bench = benchmark
+                .as_deref()
+                .map(haptwin::score::benchmark::Benchmark::load)
+                .transpose()?;
+            let run = haptwin::review::score_files(&logs, bench.as_ref(), &history)?;
+            if json {
+                if run.cards.len() == 1 && run.readiness.is_none() {
+                    println!("{}", serde_json::to_string_pretty(&run.cards[0])?);
+                } else {
+                    println!("{}", serde_json::to_string_pretty(&run)?);
+                }
+            } else {
+                for (card, path) in run.cards.iter().zip(&logs) {
+                    println!("{}", path.display());
+                    print!("{}", haptwin::review::card_text(card));
+                }
+                if let Some(p) = &run.proficiency {
+                    if run.cards.len() > 1 {
+                        println!(
+                            "proficiency: {} of {} tries passed, {} in a row at the end: {}",
+                            p.passes,
+                            p.tries,
+                            p.consecutive_passes,
+                            match p.proficient_at_try {
+                                Some(t) => format!("PROFICIENT (from try {t})"),
+                                None => "not yet proficient (two passes in a row needed)".into(),
+                            }
+                        );
+                    }
+                }
+                if let Some(r) = &run.readiness {
+                    println!("readiness: {}", r.summary);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Benchmark {
+            what:
+                BenchmarkCmd::Build {
+                    scenario,
+                    logs,
+                    out,
+                },
+        }) => {
+            let b = haptwin::review::build_benchmark(&scenario, &logs)?;
+            b.save(&out)?;
+            println!(
+                "{}: benchmark for {} from {} expert sessions, {} metrics",
+                out.display(),
+                b.scenario,
+                b.experts,
+                b.metrics.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Cmd::Log { path, json }) => {
             let log = SessionLog::open(&path)?;
             let summary = haptwin::session::log::summarize(&log);
@@ -646,7 +886,7 @@ fn run_run_cmd(args: &RunArgs) -> anyhow::Result<ExitCode> {
         _ => (args.width.unwrap_or(640), args.height.unwrap_or(480)),
     };
     let opts = DemoOptions {
-        seconds: args.seconds,
+        seconds: Some(args.seconds),
         out_dir: args.out.clone(),
         render: true,
         require_render: args.require_render,
@@ -669,6 +909,9 @@ fn run_run_cmd(args: &RunArgs) -> anyhow::Result<ExitCode> {
         views: 2,
         strain_overlay: args.strain_overlay,
         max_frames: args.frames,
+        scenario: haptwin::session::scenario::Scenario::find(&args.scenario)?,
+        skill: haptwin::score::performer::Skill::Expert,
+        seed: 0,
     };
     if !args.json {
         eprintln!(
@@ -698,9 +941,26 @@ fn run_run_cmd(args: &RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    use haptwin::session::scenario::Scenario;
     let interrupt = interrupt_flag()?;
+    // A replayed device stream runs in the scenario, on the case, that it was recorded in.
+    let (scenario, case, tets) = match &args.device {
+        demo::DemoDevice::Replay(path) => {
+            let log = SessionLog::open(path)?;
+            let h = &log.header;
+            (
+                Scenario::find(&h.scenario).or_else(|_| Scenario::find(&args.scenario))?,
+                h.case.parse().unwrap_or_else(|_| args.case.clone()),
+                if h.tets > 0 { h.tets } else { args.tets },
+            )
+        }
+        _ => (Scenario::find(&args.scenario)?, args.case.clone(), args.tets),
+    };
     let opts = DemoOptions {
         seconds: args.seconds,
+        scenario,
+        skill: args.skill,
+        seed: args.seed,
         out_dir: args.out.clone(),
         render: !args.no_render,
         require_render: args.require_render,
@@ -710,8 +970,8 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         validation: args.validation,
         realtime: !args.no_realtime,
         device: args.device.clone(),
-        case: args.case.clone(),
-        tets: args.tets,
+        case,
+        tets,
         calibration_dir: args
             .calibration
             .clone()
@@ -730,12 +990,12 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             | demo::DemoDevice::Generic(_) => eprintln!(
                 "haptwin demo: {} s on the phantom block at 1 kHz with the device in your hand: \
                  move the stylus down onto the tissue (Ctrl-C stops cleanly)...",
-                args.seconds
+                args.seconds.unwrap_or(opts.scenario.time_limit_s)
             ),
             _ => eprintln!(
-                "haptwin demo: {} s of palpation on the phantom at 1 kHz (Ctrl-C stops \
+                "haptwin demo: {} ({:?} performance) on the phantom at 1 kHz (Ctrl-C stops \
                  cleanly)...",
-                args.seconds
+                opts.scenario.title, opts.skill
             ),
         }
     }
@@ -1109,6 +1369,16 @@ fn print_demo(command: &str, r: &DemoReport) {
             w.zero_writes,
             w.longest_silence_s * 1e3
         );
+    }
+    if let Some(card) = &r.score {
+        println!("score ({}):", r.scenario);
+        print!("{}", haptwin::review::card_text(card));
+    }
+    if let Some(p) = &r.score_path {
+        println!("  score card: {}", p.display());
+    }
+    if let Some(p) = &r.report_path {
+        println!("  report: {} (open it in a browser)", p.display());
     }
 }
 

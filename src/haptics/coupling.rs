@@ -24,7 +24,7 @@ use nalgebra::Vector3;
 use super::device::DeviceInfo;
 
 /// Settings of the coupling.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CouplingConfig {
     /// Spring stiffness asked for, N/m (clamped to the device's passivity bound).
     pub stiffness_n_per_m: f64,

@@ -27,12 +27,13 @@ use nalgebra::{Isometry3, Point3, Vector3};
 
 use super::coupling::{CouplingConfig, VirtualCoupling};
 use super::device::{DeviceError, HapticDevice};
+use super::instrument::{InstrumentConfig, InstrumentState};
 use super::rt::{self, RealtimeStatus, Ticker};
 use super::safety::{ForceGuard, GuardInput, SafetyLimits};
 use super::watchdog::Heartbeat;
 use crate::bus::{tick_flags, Command, Publisher, QueueRx, QueueTx, TickRecord};
 use crate::stats::Histogram;
-use crate::tissue::{self, SphereTool, StepParams, Tissue};
+use crate::tissue::{StepParams, Tissue};
 
 /// What the render thread sees of the simulation: written in place by the haptic thread.
 #[derive(Debug, PartialEq, Default)]
@@ -140,6 +141,8 @@ pub struct HapticCore {
     snapshots: Publisher<SceneSnapshot>,
     /// Set from outside (e.g. by a signal handler) to stop; read once per tick, never waited on.
     stop_flag: Option<Arc<AtomicBool>>,
+    /// The instrument in the hand.
+    instrument: InstrumentState,
 }
 
 impl Drop for HapticCore {
@@ -166,6 +169,8 @@ pub struct CoreConfig {
     /// Virtual coupling between the device and the tool (`None`: the tool sits on the device
     /// tip and the hand feels the tissue's contact force directly).
     pub coupling: Option<CouplingConfig>,
+    /// The instrument (its tip radius is `tool_radius_m`).
+    pub instrument: InstrumentConfig,
 }
 
 impl Default for CoreConfig {
@@ -177,6 +182,7 @@ impl Default for CoreConfig {
             stall_ticks: 5,
             force_smoothing_hz: Some(150.0),
             coupling: Some(CouplingConfig::default()),
+            instrument: InstrumentConfig::default(),
         }
     }
 }
@@ -209,7 +215,19 @@ impl HapticCore {
         let coupling = config
             .coupling
             .map(|c| VirtualCoupling::new(&c, info, config.step.dt_s));
+        // A typical lattice cell (five tets per cube) sizes the needle's capture radius.
+        let cell_m = (5.0 * tissue.volume_m3() / tissue.tet_count().max(1) as f64).cbrt();
+        let instrument = InstrumentState::new(
+            InstrumentConfig {
+                tip_radius_m: config.tool_radius_m,
+                ..config.instrument
+            },
+            &tissue,
+            Vec::new(),
+            cell_m,
+        );
         Self {
+            instrument,
             coupling,
             have_device: false,
             last_contact_n: Vector3::zeros(),
@@ -239,6 +257,15 @@ impl HapticCore {
     /// ends). Lets a signal handler stop the session within one tick.
     pub fn with_stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
         self.stop_flag = Some(flag);
+        self
+    }
+
+    /// Sets the particles the instrument must not touch (vessels): touching them is flagged
+    /// [`tick_flags::NO_GO_CONTACT`]. Set-up only.
+    pub fn with_no_go(mut self, particles: Vec<u32>) -> Self {
+        let cell_m = (5.0 * self.tissue.volume_m3() / self.tissue.tet_count().max(1) as f64).cbrt();
+        self.instrument =
+            InstrumentState::new(*self.instrument.config(), &self.tissue, particles, cell_m);
         self
     }
 
@@ -350,12 +377,18 @@ impl HapticCore {
             };
         }
 
-        let tool = SphereTool {
-            center_in_world_m: self.tool_center_in_world_m,
-            radius_m: self.tool_radius_m,
-        };
-        let contact_n = match tissue::step(&self.step_params, &mut self.tissue, &tool) {
-            Ok(r) => r.force_on_tool_n,
+        let live = self.have_device && !device_fault && !self.stopping && !self.emergency_stop;
+        let contact_n = match self.instrument.step(
+            &self.step_params,
+            &mut self.tissue,
+            self.tool_center_in_world_m,
+            self.last_buttons,
+            live,
+        ) {
+            Ok(r) => {
+                flags |= r.flags;
+                r.force_on_tool_n
+            }
             Err(_) => {
                 self.tissue_faults += 1;
                 flags |= tick_flags::NON_FINITE | tick_flags::SOLVER_FAULT;

@@ -28,6 +28,8 @@
 //! - [`watchdog`]: the helper thread that zeroes the device through a second path when the
 //!   haptic thread's heartbeat stops.
 //! - [`rt`]: the absolute-deadline timer and real-time scheduling request.
+//! - [`instrument`]: the instrument in the hand (probe, grasper, scalpel, cautery, needle):
+//!   what the tool does to the tissue each tick, and the events it records.
 //! - [`haptic_loop`]: the haptic thread: it owns the device, the tool and the tissue.
 //!
 //! # Real-time contract
@@ -44,6 +46,7 @@ pub mod descriptor;
 pub mod device;
 pub mod generic;
 pub mod haptic_loop;
+pub mod instrument;
 pub mod pointer;
 pub mod polhem;
 pub mod profiles;

@@ -24,6 +24,8 @@ pub struct Waypoint {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Script {
     waypoints: Vec<Waypoint>,
+    /// Button changes: from `t_s` on (within a period) the buttons are the given bits.
+    buttons: Vec<(f64, u32)>,
 }
 
 impl Script {
@@ -38,7 +40,10 @@ impl Script {
             waypoints.windows(2).all(|w| w[1].t_s > w[0].t_s),
             "waypoint times must increase"
         );
-        Self { waypoints }
+        Self {
+            waypoints,
+            buttons: Vec::new(),
+        }
     }
 
     /// The built-in palpation: approach the tissue from above, press 10 mm into it, slide 4 cm
@@ -58,6 +63,37 @@ impl Script {
         ])
     }
 
+    /// Adds button presses: `changes` are `(t_s, bits)` in increasing time, each holding from
+    /// its time (within a period) until the next; before the first, no button is held.
+    pub fn with_buttons(mut self, changes: Vec<(f64, u32)>) -> Self {
+        assert!(
+            changes.windows(2).all(|w| w[1].0 > w[0].0),
+            "button change times must increase"
+        );
+        self.buttons = changes;
+        self
+    }
+
+    /// The buttons held at `t_s` (repeating like the path).
+    pub fn buttons_at(&self, t_s: f64) -> u32 {
+        let period = self.period_s();
+        let t = if period > 0.0 {
+            t_s.rem_euclid(period)
+        } else {
+            t_s
+        };
+        self.buttons
+            .iter()
+            .take_while(|(at, _)| *at <= t)
+            .last()
+            .map_or(0, |&(_, b)| b)
+    }
+
+    /// The waypoints.
+    pub fn waypoints(&self) -> &[Waypoint] {
+        &self.waypoints
+    }
+
     /// Length of one cycle, seconds.
     pub fn period_s(&self) -> f64 {
         self.waypoints.last().map_or(0.0, |w| w.t_s)
@@ -66,6 +102,7 @@ impl Script {
     /// The same script with every waypoint moved by `f` (e.g. into another device's frame).
     pub fn mapped(&self, f: impl Fn([f64; 3]) -> [f64; 3]) -> Self {
         Self {
+            buttons: self.buttons.clone(),
             waypoints: self
                 .waypoints
                 .iter()
@@ -205,7 +242,7 @@ impl HapticDevice for ScriptedProbe {
         }
         Ok(Some(DeviceSample {
             tip_in_device_m: tip,
-            buttons: 0,
+            buttons: self.script.buttons_at(tick as f64 * self.dt_s),
         }))
     }
 

@@ -58,6 +58,31 @@ pub struct LogHeader {
     pub seed: u64,
     /// Seconds since the Unix epoch when the session started.
     pub started_unix_s: u64,
+    /// How to rebuild the tissue for a replay: `phantom`, `block` or the twin file's path.
+    #[serde(default)]
+    pub case: String,
+    /// Tet budget the phantom was meshed to.
+    #[serde(default)]
+    pub tets: usize,
+    /// The instrument in the hand (`None` in logs from before instruments: a probe).
+    #[serde(default)]
+    pub instrument: Option<crate::haptics::instrument::InstrumentConfig>,
+    /// SHA-256 of the device calibration and coupling above (hex), so sessions on the same
+    /// set-up can be told apart from sessions on a changed one.
+    #[serde(default)]
+    pub calibration_digest: String,
+}
+
+impl LogHeader {
+    /// SHA-256 (hex) of the coupling and calibration JSON.
+    pub fn digest_of(coupling: &serde_json::Value) -> String {
+        use sha2::Digest;
+        let bytes = serde_json::to_vec(coupling).unwrap_or_default();
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// The closing summary of a cleanly ended session.

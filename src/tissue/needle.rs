@@ -175,7 +175,10 @@ impl Needle {
                     ..*params
                 };
                 let r = step_with(&pressing, tissue, Some(&tip), None::<&mut NoHook>)?;
-                if -r.force_on_tool_n.dot(&dir) > self.params.puncture_force_n {
+                // Only an advancing tip punctures: tissue dragged up against a tip being
+                // drawn back out is not a new pass.
+                let advancing = (tip_in_world_m - tip_from).dot(&dir) >= 0.0;
+                if advancing && -r.force_on_tool_n.dot(&dir) > self.params.puncture_force_n {
                     self.state = NeedleState::Inserted {
                         entry_in_world_m: tip_in_world_m,
                     };

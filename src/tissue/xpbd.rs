@@ -491,6 +491,11 @@ impl Tissue {
         &self.removed_volume_m3
     }
 
+    /// Rest volume of every tet (live or not), m^3.
+    pub fn tet_rest_volumes_m3(&self) -> &[f64] {
+        &self.tet_rest_volume_m3
+    }
+
     /// Tets torn so far.
     pub fn torn_tets(&self) -> u64 {
         self.torn_total

@@ -20,7 +20,7 @@
 //! - it renders the newest snapshot every `frame_interval` from an [`OrbitCamera`] that starts
 //!   at the configured camera (right drag orbits, the wheel zooms, R resets); with a pointer,
 //!   W/S/A/D/Q/E move the tool (Shift: slowly), a left drag moves it in the plane facing the
-//!   camera, Space holds the primary button ([`input`] has the rules);
+//!   camera, Space holds the primary button (activate the instrument), M the mark button ([`input`] has the rules);
 //! - the loop ends promptly (within about one frame) when `stop` is set; Esc, closing the
 //!   window or the `max_frames` being presented ends it too and sets `end_session` (when
 //!   given), so the run ends with the window. A window that fails (the X server went away,
@@ -149,6 +149,8 @@ struct App {
     tool: ToolControl,
     keys: HeldKeys,
     space: bool,
+    /// M held: the mark button (bit 1).
+    mark: bool,
     left_drag: bool,
     right_drag: bool,
     cursor: Option<PhysicalPosition<f64>>,
@@ -169,6 +171,7 @@ impl App {
             tool: ToolControl::default(),
             keys: HeldKeys::default(),
             space: false,
+            mark: false,
             left_drag: false,
             right_drag: false,
             cursor: None,
@@ -198,6 +201,7 @@ impl App {
             KeyCode::KeyQ => k.down = pressed,
             KeyCode::KeyE => k.up = pressed,
             KeyCode::Space => self.space = pressed,
+            KeyCode::KeyM => self.mark = pressed,
             KeyCode::KeyR if pressed && !repeat => self.orbit.reset(),
             KeyCode::Escape if pressed && !synthetic => self.close_requested = true,
             _ => {}
@@ -251,6 +255,7 @@ impl ApplicationHandler for App {
                 // Keys released while another window has the focus never arrive.
                 self.keys = HeldKeys::default();
                 self.space = false;
+                self.mark = false;
                 self.left_drag = false;
                 self.right_drag = false;
             }
@@ -533,7 +538,7 @@ fn frame_loop(
         let dt = now.duration_since(last_input).as_secs_f64();
         last_input = now;
         app.tool_moved |= app.tool.step(&app.keys, app.orbit.heading(), dt);
-        let buttons = u32::from(app.space);
+        let buttons = u32::from(app.space) | u32::from(app.mark) << 1;
         if let Some(p) = pointer.as_mut() {
             if app.tool_moved || buttons != published_buttons {
                 seq += 1;

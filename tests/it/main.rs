@@ -13,6 +13,7 @@ mod hid_descriptors;
 mod hid_vm;
 mod realtime;
 mod render;
+mod scoring;
 mod session_log;
 mod tissue;
 mod twin;

@@ -26,6 +26,10 @@ fn header() -> LogHeader {
         coupling: serde_json::json!({}),
         seed: 0,
         started_unix_s: 0,
+        case: "block".into(),
+        tets: 0,
+        instrument: None,
+        calibration_digest: String::new(),
     }
 }
 

@@ -11,7 +11,7 @@ use haptwin::session::{LogError, SessionLog};
 fn demo_log(dir: &Path, seconds: f64) -> PathBuf {
     let report = run_demo(
         &DemoOptions {
-            seconds,
+            seconds: Some(seconds),
             out_dir: dir.to_path_buf(),
             render: false,
             realtime: false,
