@@ -11,7 +11,9 @@
 #   - for the desktop window test (tests/it/window.rs): Xvfb (a real X server without a
 #     screen), xauth (for xvfb-run), xdotool (types into the window), xwd from x11-apps (reads
 #     its pixels), and the X11 client libraries winit loads at run time (Xlib, Xlib-xcb,
-#     Xcursor, Xi, Xrandr, xkbcommon-x11).
+#     Xcursor, Xi, Xrandr, xkbcommon-x11);
+#   - a real browser, Chromium (headless), for the session report test (tests/it/score_report.rs)
+#     and the dashboard's tests.
 # Building haptwin itself needs none of these: ash and openxr load their loaders at run time.
 # Idempotent; needs root (or sudo).
 set -euo pipefail
@@ -45,5 +47,6 @@ $SUDO apt-get install -y -qq --no-install-recommends busybox-static cpio gcc lib
     xz-utils >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends xvfb xauth xdotool x11-apps libx11-6 \
     libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0 >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 
-echo "install-deps: lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers), validation layers $(dpkg-query -W -f='${Version}' vulkan-validationlayers), qemu $(dpkg-query -W -f='${Version}' qemu-system-x86), Xvfb $(dpkg-query -W -f='${Version}' xvfb)"
+echo "install-deps: lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers), validation layers $(dpkg-query -W -f='${Version}' vulkan-validationlayers), qemu $(dpkg-query -W -f='${Version}' qemu-system-x86), Xvfb $(dpkg-query -W -f='${Version}' xvfb), Chromium $(dpkg-query -W -f='${Version}' chromium)"

@@ -18,7 +18,7 @@ if [ ! -f /usr/share/vulkan/icd.d/lvp_icd.json ] \
     || ! command -v spirv-val >/dev/null \
     || ! command -v qemu-system-x86_64 >/dev/null || ! command -v cpio >/dev/null \
     || ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null \
-    || ! command -v xwd >/dev/null \
+    || ! command -v xwd >/dev/null || ! command -v chromium >/dev/null \
     || [ "$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null)" != "install ok installed" ]; then
     bash scripts/install-deps.sh
 fi

@@ -707,7 +707,7 @@ pub fn bench_record(
             .map_err(|e| RecordBenchError::Review(e.to_string()))?;
         score_s.push(t.elapsed().as_secs_f64());
         let t = std::time::Instant::now();
-        let html = serde_json::to_string(&card).unwrap_or_default();
+        let html = crate::score::report::build_report(&log, &card, &[]);
         report_s.push(t.elapsed().as_secs_f64());
         report_bytes = html.len();
     }

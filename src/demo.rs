@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -848,7 +848,20 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     };
 
     let log_path = opts.out_dir.join("session.htlog");
-    let (recorder_ctl, recorder) = session::spawn_recorder(&log_path, &header, tel_rx)?;
+    // The haptic thread sets it to tick 0's wall-clock deadline; the recorder logs it (CLCK).
+    let start_clock = Arc::new(AtomicU64::new(0));
+    let loop_defaults = LoopConfig::default();
+    let (recorder_ctl, recorder) = session::spawn_recorder_with(
+        &log_path,
+        &header,
+        tel_rx,
+        session::RecorderOptions {
+            clock: Some(session::StartClock {
+                tick0_unix_ns: start_clock.clone(),
+                period_ns: loop_defaults.period_ns,
+            }),
+        },
+    )?;
 
     let seconds = opts.seconds.unwrap_or(match &opts.device {
         DemoDevice::Simulated => script_s.unwrap_or(5.0),
@@ -876,7 +889,8 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         max_ticks: Some(ticks),
         realtime_priority: opts.realtime.then_some(80),
         heartbeat: Some(heartbeat),
-        ..LoopConfig::default()
+        start_clock: Some(start_clock),
+        ..loop_defaults
     };
     let haptic =
         haptic_loop::spawn(core, tel_tx, loop_cfg).map_err(|source| DemoError::Thread {
@@ -947,7 +961,7 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     // Score what was recorded, on the tissue the session left.
     let mut score = None;
     let mut score_path = None;
-    let report_path = None;
+    let mut report_path = None;
     if let Ok(log) = session::SessionLog::open(&log_path) {
         let mut card = crate::score::score_session(
             &log,
@@ -966,6 +980,13 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
             if fs::write(&path, text + "\n").is_ok() {
                 score_path = Some(path);
             }
+        }
+        // The report, with snapshots from the frames this run rendered (if any).
+        let shots = crate::review::snapshots_from_frames(&frames_dir, 4);
+        let html = crate::score::report::build_report(&log, &card, &shots);
+        let path = opts.out_dir.join("report.html");
+        if fs::write(&path, html).is_ok() {
+            report_path = Some(path);
         }
         score = Some(card);
     }

@@ -142,6 +142,53 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write a session's report: one self-contained HTML file with the score against the
+    /// benchmark, plots (force with the safe threshold, tool path, speed and jerk, every metric
+    /// against its bound) and snapshots rendered from a replay.
+    Report {
+        /// The `.htlog` file.
+        log: PathBuf,
+        /// Where to write the report.
+        #[arg(short, long, default_value = "report.html")]
+        out: PathBuf,
+        /// A benchmark file (default: the scenario's shipped one).
+        #[arg(long)]
+        benchmark: Option<PathBuf>,
+        /// Do not render snapshots.
+        #[arg(long)]
+        no_snapshots: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a session for research (JIGSAWS-layout kinematics) or a learning record store
+    /// (xAPI statements, posted when HAPTWIN_LRS_URL, with HAPTWIN_LRS_KEY and
+    /// HAPTWIN_LRS_SECRET, names one).
+    Export {
+        /// The `.htlog` file.
+        log: PathBuf,
+        /// Write the kinematics here (and a `.columns.txt` description beside it).
+        #[arg(long)]
+        jigsaws: Option<PathBuf>,
+        /// Kinematics rows per second.
+        #[arg(long, default_value_t = haptwin::score::export::JIGSAWS_RATE_HZ)]
+        rate: f64,
+        /// Write the xAPI statements here.
+        #[arg(long)]
+        xapi: Option<PathBuf>,
+        /// The trainee's name in the statements.
+        #[arg(long, default_value = "")]
+        actor_name: String,
+        /// The trainee's e-mail address (mbox).
+        #[arg(long)]
+        actor_mbox: Option<String>,
+        /// The trainee's account: HOME_PAGE_IRI,NAME (used instead of an e-mail address).
+        #[arg(long)]
+        actor_account: Option<String>,
+        /// Do not post the statements even when a Learning Record Store is configured.
+        #[arg(long)]
+        no_post: bool,
+    },
     /// Proficiency benchmarks.
     Benchmark {
         #[command(subcommand)]
@@ -822,6 +869,101 @@ fn run() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Cmd::Report {
+            log,
+            out,
+            benchmark,
+            no_snapshots,
+            json,
+        }) => {
+            let bench = benchmark
+                .as_deref()
+                .map(haptwin::score::benchmark::Benchmark::load)
+                .transpose()?;
+            let r = haptwin::review::write_report_file(&log, &out, bench.as_ref(), !no_snapshots)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{}: report of {} ({} bytes, {} snapshots{}); open it in a browser",
+                    r.path.display(),
+                    log.display(),
+                    r.bytes,
+                    r.snapshots,
+                    r.snapshots_note
+                        .as_deref()
+                        .map_or(String::new(), |n| format!("; {n}"))
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Export {
+            log,
+            jigsaws,
+            rate,
+            xapi,
+            actor_name,
+            actor_mbox,
+            actor_account,
+            no_post,
+        }) => {
+            use haptwin::score::export;
+            if jigsaws.is_none() && xapi.is_none() {
+                anyhow::bail!("nothing to export: give --jigsaws FILE and/or --xapi FILE");
+            }
+            if let Some(path) = &jigsaws {
+                let session = SessionLog::open(&log)?;
+                let columns = export::write_jigsaws(&session, rate, path)?;
+                println!(
+                    "{}: kinematics at {rate} Hz, 76 columns (described in {})",
+                    path.display(),
+                    columns.display()
+                );
+            }
+            if let Some(path) = &xapi {
+                let (card, session, _) = haptwin::review::score_file(&log, None)?;
+                let account = actor_account
+                    .map(|a| match a.split_once(',') {
+                        Some((home, name)) => Ok((home.to_string(), name.to_string())),
+                        None => Err(anyhow::anyhow!(
+                            "--actor-account takes HOME_PAGE_IRI,NAME; got {a:?}"
+                        )),
+                    })
+                    .transpose()?;
+                let actor = export::XapiActor {
+                    name: actor_name,
+                    mbox: actor_mbox,
+                    account,
+                };
+                let h = &session.header;
+                let session_id = export::name_uuid(&[
+                    &h.case_id,
+                    &h.scenario,
+                    &h.started_unix_s.to_string(),
+                    &h.seed.to_string(),
+                ]);
+                let options = export::XapiOptions::default();
+                export::write_xapi(&card, &actor, &session_id, &options, path)?;
+                println!(
+                    "{}: xAPI statements of session {session_id}",
+                    path.display()
+                );
+                match export::LrsConfig::from_env() {
+                    Some(lrs) if !no_post => {
+                        let statements =
+                            export::xapi_statements_with(&card, &actor, &session_id, &options);
+                        let ids = export::post_statements(&lrs, &statements)?;
+                        println!(
+                            "  posted {} statements to {}",
+                            ids.len(),
+                            lrs.statements_url()
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Cmd::Benchmark {
             what:
                 BenchmarkCmd::Build {
@@ -954,7 +1096,11 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 if h.tets > 0 { h.tets } else { args.tets },
             )
         }
-        _ => (Scenario::find(&args.scenario)?, args.case.clone(), args.tets),
+        _ => (
+            Scenario::find(&args.scenario)?,
+            args.case.clone(),
+            args.tets,
+        ),
     };
     let opts = DemoOptions {
         seconds: args.seconds,

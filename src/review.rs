@@ -17,6 +17,7 @@ use crate::render::{Camera, HeadlessRenderer, RenderOptions};
 use crate::render_loop::{RenderLoopConfig, SceneBuilder};
 use crate::score::benchmark::{self, Benchmark, BenchmarkError, Proficiency, Readiness};
 use crate::score::card::ScoreCard;
+use crate::score::report::ReportSnapshot;
 use crate::score::{score_log, ScoreError};
 use crate::session::replay::{replay, ReplayError, ReplayOptions, ReplayReport, ReplaySetup};
 use crate::session::scenario::{Scenario, ScenarioError};
@@ -402,4 +403,119 @@ pub fn replay_snapshots(
         out.push((tick, png));
     }
     Ok(out)
+}
+
+/// Up to `n` snapshots, evenly spread, from a folder of frames the render loop wrote
+/// (`frames.csv` and `frame_NNNNN.png`, or the left eye of a stereo pair).
+pub fn snapshots_from_frames(dir: &Path, n: usize) -> Vec<ReportSnapshot> {
+    let Ok(index) = std::fs::read_to_string(dir.join("frames.csv")) else {
+        return Vec::new();
+    };
+    let rows: Vec<(u64, u64)> = index
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        })
+        .collect();
+    if rows.is_empty() || n == 0 {
+        return Vec::new();
+    }
+    let picks: Vec<usize> = if rows.len() <= n {
+        (0..rows.len()).collect()
+    } else {
+        (0..n)
+            .map(|k| k * (rows.len() - 1) / (n - 1).max(1))
+            .collect()
+    };
+    picks
+        .into_iter()
+        .filter_map(|i| {
+            let (frame, tick) = rows[i];
+            let png = std::fs::read(dir.join(format!("frame_{frame:05}.png")))
+                .or_else(|_| std::fs::read(dir.join(format!("frame_{frame:05}_left.png"))))
+                .ok()?;
+            Some(ReportSnapshot {
+                caption: format!("frame {frame}"),
+                tick,
+                png,
+            })
+        })
+        .collect()
+}
+
+/// Snapshot ticks for a report: evenly over the session, plus the first cut, puncture, grasp
+/// and mark.
+pub fn snapshot_ticks(log: &SessionLog, n: usize) -> Vec<u64> {
+    use crate::bus::tick_flags as tf;
+    let (Some(first), Some(last)) = (log.records.first(), log.records.last()) else {
+        return Vec::new();
+    };
+    let mut ticks: Vec<u64> = (1..=n as u64)
+        .map(|k| first.tick + (last.tick - first.tick) * k / (n as u64 + 1))
+        .collect();
+    for flag in [tf::CUT, tf::PUNCTURE, tf::GRASP, tf::MARK] {
+        if let Some(r) = log.records.iter().find(|r| r.flags & flag != 0) {
+            ticks.push(r.tick);
+        }
+    }
+    ticks.sort_unstable();
+    ticks.dedup();
+    ticks
+}
+
+/// What `haptwin report` wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReportOutcome {
+    /// The report.
+    pub path: PathBuf,
+    /// Its size, bytes.
+    pub bytes: usize,
+    /// Snapshots embedded.
+    pub snapshots: usize,
+    /// Why there are none, when there are none.
+    pub snapshots_note: Option<String>,
+    /// The card it shows.
+    pub card: ScoreCard,
+}
+
+/// Scores `log_path` and writes its HTML report to `out`, with snapshots rendered from a
+/// replay (headless Vulkan) unless `snapshots` is false or no Vulkan device is there.
+pub fn write_report_file(
+    log_path: &Path,
+    out: &Path,
+    benchmark: Option<&Benchmark>,
+    snapshots: bool,
+) -> Result<ReportOutcome, ReviewError> {
+    let (card, log, _) = score_file(log_path, benchmark)?;
+    let (shots, note) = if snapshots {
+        match replay_snapshots(&log, &snapshot_ticks(&log, 4), (640, 480)) {
+            Ok(v) => (
+                v.into_iter()
+                    .map(|(tick, png)| ReportSnapshot {
+                        caption: format!("replay at tick {tick}"),
+                        tick,
+                        png,
+                    })
+                    .collect(),
+                None,
+            ),
+            Err(e) => (Vec::new(), Some(format!("no snapshots: {e}"))),
+        }
+    } else {
+        (Vec::new(), Some("snapshots turned off".into()))
+    };
+    let html = crate::score::report::build_report(&log, &card, &shots);
+    std::fs::write(out, &html).map_err(|source| ReviewError::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    Ok(ReportOutcome {
+        path: out.to_path_buf(),
+        bytes: html.len(),
+        snapshots: shots.len(),
+        snapshots_note: note,
+        card,
+    })
 }

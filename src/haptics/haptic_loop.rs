@@ -18,10 +18,17 @@
 //! enters and leaves that section, which is how `tests/it/realtime.rs` proves the contract with a
 //! counting global allocator over 10,000 ticks. Force is zero within the tick in which a stop,
 //! fault, stall or non-finite value appears.
+//!
+//! # Wall clock
+//! Just before that section the loop stores the wall-clock instant of tick 0's deadline in
+//! [`LoopConfig::start_clock`] (one atomic store). Tick `k` was due at that instant plus
+//! `k` periods plus the lateness of every earlier tick flagged `OVERRUN` (an overrun
+//! re-anchors the schedule on the present), and started its record's `lateness_ns` later.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use nalgebra::{Isometry3, Point3, Vector3};
 
@@ -512,6 +519,12 @@ pub struct LoopConfig {
     pub realtime_hooks: RealtimeHooks,
     /// Beaten after every tick and finished at a clean end, for a [`super::watchdog`].
     pub heartbeat: Option<Heartbeat>,
+    /// Set once by the haptic thread, before its real-time section, to the wall-clock
+    /// (`CLOCK_REALTIME`, nanoseconds since the Unix epoch) instant of tick 0's deadline, so a
+    /// recorder can log when each tick ran (see [`crate::session::log`], the `CLCK` chunk).
+    /// Zero until then. The deadline is monotonic; it is converted with one reading of each
+    /// clock, so a later step of the wall clock (NTP) does not move it.
+    pub start_clock: Option<Arc<AtomicU64>>,
 }
 
 impl Default for LoopConfig {
@@ -523,6 +536,7 @@ impl Default for LoopConfig {
             spin_ns: 30_000,
             realtime_hooks: RealtimeHooks::default(),
             heartbeat: None,
+            start_clock: None,
         }
     }
 }
@@ -572,10 +586,16 @@ pub fn run_loop(
     let mut final_force_n = [0.0; 3];
     let fault_mask = tick_flags::NON_FINITE | tick_flags::STALLED | tick_flags::DEVICE_FAULT;
 
+    let mut ticker = Ticker::new(cfg.period_ns, cfg.spin_ns);
+    if let Some(cell) = &cfg.start_clock {
+        cell.store(
+            wall_clock_of_ns(ticker.next_deadline_ns()),
+            Ordering::Release,
+        );
+    }
     if let Some(f) = cfg.realtime_hooks.on_enter {
         f();
     }
-    let mut ticker = Ticker::new(cfg.period_ns, cfg.spin_ns);
     let mut first_deadline = None;
     let mut end_ns = 0;
     while !core.is_stopping() {
@@ -628,6 +648,22 @@ pub fn run_loop(
         telemetry_dropped: telemetry.dropped(),
         core,
     }
+}
+
+/// The wall-clock (`CLOCK_REALTIME`) nanoseconds since the Unix epoch of the
+/// `CLOCK_MONOTONIC` instant `mono_ns` (one reading of each clock; at least 1, so zero can mean
+/// "not set").
+fn wall_clock_of_ns(mono_ns: u64) -> u64 {
+    let mono_now = rt::now_ns();
+    let wall_now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let wall = if mono_ns >= mono_now {
+        wall_now.saturating_add(mono_ns - mono_now)
+    } else {
+        wall_now.saturating_sub(mono_now - mono_ns)
+    };
+    wall.max(1)
 }
 
 /// Spawns the haptic thread (named `haptic`) running [`run_loop`].

@@ -88,6 +88,11 @@ impl Ticker {
         self.period_ns
     }
 
+    /// The deadline the next [`Ticker::wait`] waits for, `CLOCK_MONOTONIC` nanoseconds.
+    pub fn next_deadline_ns(&self) -> u64 {
+        self.next_deadline_ns
+    }
+
     /// Ticks that started more than one period late so far.
     pub fn overruns(&self) -> u64 {
         self.overruns

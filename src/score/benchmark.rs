@@ -3,7 +3,8 @@
 //! A benchmark is built from expert sessions of one scenario
 //! (`haptwin benchmark build SCENARIO LOGS...`): per metric, the experts' mean and standard
 //! deviation, and a limit at the mean plus [`SD_ALLOWANCE`] standard deviations toward the
-//! worse side (a common curriculum rule, `../shared/reference/scoring.md`). The shipped ones
+//! worse side (a common curriculum rule, `../shared/reference/scoring.md`), but at least
+//! [`MIN_ALLOWANCE_FRACTION`] of the mean away from it. The shipped ones
 //! are in `assets/benchmarks/`.
 //!
 //! - Pass: every metric within its bound; no trading one metric against another.
@@ -22,6 +23,9 @@ use super::card::{Better, MetricBound, ScoreCard};
 
 /// Standard deviations toward the worse side the limit allows.
 pub const SD_ALLOWANCE: f64 = 2.0;
+/// Least allowance, as a fraction of the experts' mean: experts who all score nearly the same
+/// (a scripted expert's tissue damage) would otherwise set a limit no one can hold to.
+pub const MIN_ALLOWANCE_FRACTION: f64 = 0.1;
 /// Passes in a row that make a trainee proficient.
 pub const CONSECUTIVE_PASSES: usize = 2;
 /// Fewest expert sessions a benchmark is built from.
@@ -92,10 +96,11 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 /// The bound of a metric improving towards `better` from samples `v`.
 fn bound(v: &[f64], better: Better) -> MetricBound {
     let (mean, sd) = mean_sd(v);
+    let allowance = (SD_ALLOWANCE * sd).max(MIN_ALLOWANCE_FRACTION * mean.abs());
     MetricBound {
         limit: match better {
-            Better::Lower => mean + SD_ALLOWANCE * sd,
-            Better::Higher => mean - SD_ALLOWANCE * sd,
+            Better::Lower => mean + allowance,
+            Better::Higher => mean - allowance,
         },
         expert_mean: mean,
         expert_sd: sd,
@@ -134,7 +139,7 @@ impl Benchmark {
             scenario: scenario.into(),
             experts: experts.len() as u32,
             rule: format!(
-                "expert mean + {SD_ALLOWANCE} SD toward the worse side; pass = every metric within its limit"
+                "expert mean + max({SD_ALLOWANCE} SD, {MIN_ALLOWANCE_FRACTION} x |mean|) toward the worse side; pass = every metric within its limit"
             ),
             software_version: env!("CARGO_PKG_VERSION").into(),
             metrics,
@@ -351,5 +356,10 @@ mod tests {
         let b = bound(&[1.0, 2.0, 3.0], Better::Higher);
         assert_eq!(b.limit, 0.0);
         assert!(b.admits(0.0, Better::Higher) && !b.admits(-0.1, Better::Higher));
+        // Nearly equal experts: the limit keeps a tenth of the mean.
+        let b = bound(&[10.0, 10.0, 10.0], Better::Lower);
+        assert_eq!(b.limit, 11.0);
+        let b = bound(&[-10.0, -10.0, -10.0], Better::Higher);
+        assert_eq!(b.limit, -11.0);
     }
 }

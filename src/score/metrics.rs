@@ -6,7 +6,8 @@
 //! Contract: pure functions of the records (world frame, metres, newtons, the tick period);
 //! deterministic; no I/O. The tool-tip trajectory is resampled to [`ANALYSIS_RATE_HZ`] by
 //! averaging whole blocks of ticks before it is differentiated, so that 1 kHz quantisation
-//! does not dominate the derivatives (velocity, acceleration, jerk by central differences).
+//! does not dominate the derivatives (velocity, acceleration, jerk by central differences);
+//! [`resampled_tip`] is that resampling, shared with the report's speed plot.
 //! Metrics that need a movement (LDLJ) are `None` when the tool never moved.
 
 use crate::bus::TickRecord;
@@ -88,21 +89,7 @@ pub fn motion_force_metrics(
     };
 
     // Motion: the tip resampled to the analysis rate.
-    let block = ((1.0 / ANALYSIS_RATE_HZ) / dt_s).round().max(1.0) as usize;
-    let h = block as f64 * dt_s;
-    let tip: Vec<[f64; 3]> = records
-        .chunks(block)
-        .filter(|c| c.len() == block)
-        .map(|c| {
-            let mut m = [0.0; 3];
-            for r in c {
-                for (a, v) in m.iter_mut().zip(r.tool_pos_in_world_m) {
-                    *a += v;
-                }
-            }
-            m.map(|a| a / block as f64)
-        })
-        .collect();
+    let (h, tip) = resampled_tip(records, dt_s);
     let path_length_m: f64 = tip.windows(2).map(|w| norm(sub(w[1], w[0]))).sum();
     let velocity: Vec<[f64; 3]> = tip
         .windows(2)
@@ -134,6 +121,34 @@ pub fn motion_force_metrics(
         time_above_safe_s,
         safe_force_n,
     }
+}
+
+/// Ticks averaged into one sample of the resampled tip: the tick period's share of
+/// 1 / [`ANALYSIS_RATE_HZ`], at least one.
+pub fn resample_block(dt_s: f64) -> usize {
+    ((1.0 / ANALYSIS_RATE_HZ) / dt_s).round().max(1.0) as usize
+}
+
+/// The tool tip resampled to [`ANALYSIS_RATE_HZ`]: the mean tool position of each whole block
+/// of [`resample_block`] ticks (a trailing partial block is dropped), with the sample period
+/// `h_s` (block × `dt_s`). Sample `k` covers records `k * block .. (k + 1) * block`.
+pub fn resampled_tip(records: &[TickRecord], dt_s: f64) -> (f64, Vec<[f64; 3]>) {
+    let block = resample_block(dt_s);
+    let h = block as f64 * dt_s;
+    let tip = records
+        .chunks(block)
+        .filter(|c| c.len() == block)
+        .map(|c| {
+            let mut m = [0.0; 3];
+            for r in c {
+                for (a, v) in m.iter_mut().zip(r.tool_pos_in_world_m) {
+                    *a += v;
+                }
+            }
+            m.map(|a| a / block as f64)
+        })
+        .collect();
+    (h, tip)
 }
 
 /// LDLJ of a velocity profile sampled every `h` seconds (Balasubramanian et al.):
@@ -287,6 +302,19 @@ mod tests {
         // Empty input is all zeros.
         let m = motion_force_metrics(&[], DT, 3.0);
         assert_eq!((m.duration_s, m.peak_force_n, m.movements), (0.0, 0.0, 0));
+    }
+
+    #[test]
+    fn the_resampled_tip_averages_whole_blocks() {
+        // 25 ticks at 1 kHz: two whole blocks of 10, the trailing 5 dropped.
+        let r = records(|t| [t, 2.0 * t, 0.0], |_| 0.0, 0.025);
+        assert_eq!(resample_block(DT), 10);
+        let (h, tip) = resampled_tip(&r, DT);
+        assert!((h - 0.01).abs() < 1e-15);
+        assert_eq!(tip.len(), 2);
+        assert!((tip[0][0] - 0.0045).abs() < 1e-12, "{:?}", tip[0]);
+        assert!((tip[1][1] - 2.0 * 0.0145).abs() < 1e-12, "{:?}", tip[1]);
+        assert!(resampled_tip(&[], DT).1.is_empty());
     }
 
     #[test]

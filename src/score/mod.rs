@@ -9,6 +9,10 @@
 //!   damage and errors.
 //! - [`card`]: the score card of a session (every metric, its unit, which way is better, its
 //!   benchmark bound and whether it is within it).
+//! - [`export`]: research and learning-record exports (JIGSAWS-layout kinematics, xAPI
+//!   statements, posting them to a Learning Record Store).
+//! - [`report`]: one self-contained HTML report of a session (summary, metrics table, force,
+//!   path, speed and benchmark plots as inline SVG, embedded PNG snapshots).
 //! - [`benchmark`]: proficiency benchmarks from expert sessions, pass and proficiency rules,
 //!   readiness against one's own history.
 //! - [`performer`]: scripted expert and novice performances of each scenario.
@@ -17,13 +21,16 @@
 //! every force bit for bit) to get the tissue the session left, then computes the scenario's
 //! metrics. [`score_session`] does the same from a tissue in hand (the live session's).
 //!
-//! Contract: pure and deterministic; nothing here runs on the haptic thread.
+//! Contract: pure and deterministic; nothing here runs on the haptic thread. The exports'
+//! writers and the LRS post are the only I/O.
 
 pub mod benchmark;
 pub mod card;
+pub mod export;
 pub mod metrics;
 pub mod outcome;
 pub mod performer;
+pub mod report;
 
 use card::{Better, MetricValue, ReplayCheck, ScoreCard};
 

@@ -5,6 +5,7 @@
 //! ```text
 //! file    := "HAPTWLOG" version:u16 reserved:u16 header_len:u32 header:JSON crc32(header):u32 chunk*
 //! chunk   := tag:[u8;4] count:u32 payload_len:u32 crc32(tag count payload_len payload):u32 payload
+//! "CLCK"  := JSON {tick0_unix_ns, period_ns}, count 0; at most one, before the first "TICK"
 //! "TICK"  := count tick records of RECORD_SIZE bytes each
 //! "END!"  := JSON {records, dropped, stop_reason}; present only when the session closed cleanly
 //! record  := tick:u64 device_pos:3xf64 buttons:u32 tool_pos:3xf64 contact_force:3xf64
@@ -12,6 +13,26 @@
 //! ```
 //!
 //! Floats are stored as their exact bits, so a replay can compare forces bit for bit.
+//!
+//! The clock chunk ([`LogClock`]) ties ticks to the wall clock: `tick0_unix_ns` is the
+//! `CLOCK_REALTIME` instant (nanoseconds since the Unix epoch) of tick 0's deadline. Tick `k`
+//! started at `tick0_unix_ns + k * period_ns + lateness_ns(k)`, plus the `lateness_ns` of every
+//! earlier tick flagged `OVERRUN` (an overrun re-anchors the haptic loop's schedule on the
+//! present; see [`LogClock::tick_start_unix_ns`]). Logs without it (older writers, sessions
+//! without a haptic loop) still read; `SessionLog::clock` is then `None`.
+//!
+//! # Reading contract
+//! [`SessionLog::parse`] refuses a file whose magic, version or header is wrong with a
+//! [`LogError`] naming the file. Otherwise it returns every record of every intact chunk up to
+//! the first one that is truncated, fails its checksum, has an implausible length or an unknown
+//! tag; [`SessionLog::damage`] then says at which byte and why, and
+//! [`SessionLog::recovery_text`] says in one sentence what was recovered.
+//!
+//! # Durability
+//! The recorder writes each chunk with one `write(2)` as soon as it is complete, so a killed
+//! process (`kill -9`, a crash) leaves every chunk written so far in the kernel's page cache,
+//! which reaches the disk without the process. Only a power loss or kernel crash can lose
+//! more: the file is `fsync`ed when the session closes, not per chunk.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -29,6 +50,8 @@ pub const RECORD_SIZE: usize = 8 + 24 + 4 + 24 + 24 + 24 + 4 + 4 + 4;
 pub const TAG_TICKS: &[u8; 4] = b"TICK";
 /// Tag of the closing chunk.
 pub const TAG_END: &[u8; 4] = b"END!";
+/// Tag of the clock chunk.
+pub const TAG_CLOCK: &[u8; 4] = b"CLCK";
 const CHUNK_HEADER: usize = 16;
 /// Largest payload a reader accepts in one chunk (guards against a corrupt length).
 pub const MAX_CHUNK_PAYLOAD: usize = 64 << 20;
@@ -38,7 +61,7 @@ pub const MAX_CHUNK_PAYLOAD: usize = 64 << 20;
 pub struct LogHeader {
     /// haptwin version that wrote the log.
     pub software_version: String,
-    /// Scenario name, e.g. `"demo-palpation"`.
+    /// Scenario name (`"palpation"`; a built-in scenario or a scenario file's `name`).
     pub scenario: String,
     /// Case id (a pseudonym; the built-in phantom is `"phantom-block"`).
     pub case_id: String,
@@ -94,6 +117,38 @@ pub struct LogEnd {
     pub dropped: u64,
     /// Why the session ended.
     pub stop_reason: String,
+}
+
+/// When tick 0 was due on the wall clock, and the tick period (the `CLCK` chunk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogClock {
+    /// `CLOCK_REALTIME` nanoseconds since the Unix epoch of tick 0's deadline.
+    pub tick0_unix_ns: u64,
+    /// Tick period, nanoseconds.
+    pub period_ns: u64,
+}
+
+impl LogClock {
+    /// The wall-clock instant (nanoseconds since the Unix epoch) at which each of `records`
+    /// started, in order. `records` must run consecutively from tick 0 (as a log without
+    /// dropped records does): a deadline after an `OVERRUN` tick moves by that tick's lateness,
+    /// so a missing overrun record would make the later instants early. Returns `None` when
+    /// the records are not consecutive from tick 0.
+    pub fn tick_start_unix_ns(&self, records: &[TickRecord]) -> Option<Vec<u64>> {
+        let mut shift = 0u64;
+        let mut out = Vec::with_capacity(records.len());
+        for (k, r) in records.iter().enumerate() {
+            if r.tick != k as u64 {
+                return None;
+            }
+            let due = self.tick0_unix_ns + k as u64 * self.period_ns + shift;
+            out.push(due + u64::from(r.lateness_ns));
+            if r.flags & crate::bus::tick_flags::OVERRUN != 0 {
+                shift += u64::from(r.lateness_ns);
+            }
+        }
+        Some(out)
+    }
 }
 
 /// Errors reading or writing a session log.
@@ -231,6 +286,9 @@ pub struct Damage {
     pub offset: u64,
     /// What was wrong with it.
     pub reason: String,
+    /// The file ends inside this chunk (or its header): what a crash or a cut copy leaves,
+    /// as opposed to a corrupt chunk followed by more bytes.
+    pub truncated: bool,
 }
 
 /// A session log read back.
@@ -244,6 +302,12 @@ pub struct SessionLog {
     pub end: Option<LogEnd>,
     /// Set when the log is truncated or damaged: everything before `offset` was recovered.
     pub damage: Option<Damage>,
+    /// When tick 0 was due on the wall clock (the `CLCK` chunk), if the log has one.
+    pub clock: Option<LogClock>,
+    /// Intact chunks read (every kind).
+    pub chunks: usize,
+    /// Length of the file, bytes.
+    pub file_len: u64,
 }
 
 impl SessionLog {
@@ -298,15 +362,25 @@ impl SessionLog {
         let mut records = Vec::new();
         let mut end = None;
         let mut damage = None;
+        let mut clock = None;
+        let mut chunks = 0;
         while at < bytes.len() {
             let fail = |reason: String| {
                 Some(Damage {
                     offset: at as u64,
                     reason,
+                    truncated: false,
+                })
+            };
+            let cut = |reason: String| {
+                Some(Damage {
+                    offset: at as u64,
+                    reason,
+                    truncated: true,
                 })
             };
             if bytes.len() - at < CHUNK_HEADER {
-                damage = fail(format!(
+                damage = cut(format!(
                     "truncated chunk header ({} of {CHUNK_HEADER} bytes)",
                     bytes.len() - at
                 ));
@@ -322,7 +396,7 @@ impl SessionLog {
             }
             let start = at + CHUNK_HEADER;
             if bytes.len() - start < len {
-                damage = fail(format!(
+                damage = cut(format!(
                     "truncated chunk ({} of {len} payload bytes)",
                     bytes.len() - start
                 ));
@@ -348,6 +422,17 @@ impl SessionLog {
                         break;
                     }
                 },
+                // The writer puts at most one before the first records; a reader keeps the
+                // first it meets.
+                TAG_CLOCK => match serde_json::from_slice::<LogClock>(payload) {
+                    Ok(c) => {
+                        clock.get_or_insert(c);
+                    }
+                    Err(e) => {
+                        damage = fail(format!("clock chunk is not valid JSON: {e}"));
+                        break;
+                    }
+                },
                 other => {
                     damage = fail(format!(
                         "unknown chunk tag {:?}",
@@ -356,6 +441,7 @@ impl SessionLog {
                     break;
                 }
             }
+            chunks += 1;
             at = start + len;
         }
         Ok(Self {
@@ -363,8 +449,77 @@ impl SessionLog {
             records,
             end,
             damage,
+            clock,
+            chunks,
+            file_len: bytes.len() as u64,
         })
     }
+
+    /// One sentence saying what was recovered and how the log ends, e.g. "recovered 1,234
+    /// ticks (0 to 1,233, 1.234 s) from 58 chunks; the log ends inside a chunk at byte 150,296
+    /// of 150,396 (truncated chunk (84 of 2,400 payload bytes)): the session did not close".
+    pub fn recovery_text(&self) -> String {
+        let n = self.records.len() as u64;
+        let mut s = format!(
+            "recovered {} tick{}",
+            thousands(n),
+            if n == 1 { "" } else { "s" }
+        );
+        if let (Some(a), Some(b)) = (self.records.first(), self.records.last()) {
+            let span = b.tick.saturating_sub(a.tick) + 1;
+            s += &format!(
+                " ({} to {}, {:.3} s)",
+                thousands(a.tick),
+                thousands(b.tick),
+                span as f64 * self.header.dt_s
+            );
+        }
+        s += &format!(
+            " from {} chunk{}",
+            thousands(self.chunks as u64),
+            if self.chunks == 1 { "" } else { "s" }
+        );
+        match (&self.damage, &self.end) {
+            (Some(d), _) if d.truncated => {
+                s += &format!(
+                    "; the log ends inside a chunk at byte {} of {} ({}): the session did not \
+                     close, everything before that chunk was kept",
+                    thousands(d.offset),
+                    thousands(self.file_len),
+                    d.reason
+                )
+            }
+            (Some(d), _) => {
+                s += &format!(
+                    "; damaged chunk at byte {} of {} ({}): it and the {} bytes after it \
+                     were not read",
+                    thousands(d.offset),
+                    thousands(self.file_len),
+                    d.reason,
+                    thousands(self.file_len.saturating_sub(d.offset))
+                )
+            }
+            (None, Some(e)) => s += &format!("; closed cleanly ({})", e.stop_reason),
+            (None, None) => {
+                s += "; the log ends after a whole chunk with no end chunk: the session did not \
+                      close"
+            }
+        }
+        s
+    }
+}
+
+/// `n` with a comma every three digits.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A human-sized summary of a session log (`haptwin log`).
@@ -397,6 +552,10 @@ pub struct LogSummary {
     pub end: Option<LogEnd>,
     /// Where reading stopped early, when the log is damaged.
     pub damage: Option<Damage>,
+    /// What was recovered, in one sentence ([`SessionLog::recovery_text`]).
+    pub recovery: String,
+    /// When tick 0 was due on the wall clock, if the log says.
+    pub clock: Option<LogClock>,
     /// Motion and force metrics of the recovered records (`crate::score::metrics`), against
     /// the default tissue-safe force.
     pub metrics: crate::score::metrics::MotionForceMetrics,
@@ -542,6 +701,8 @@ pub fn summarize(log: &SessionLog) -> LogSummary {
         events_not_listed,
         end: log.end.clone(),
         damage: log.damage.clone(),
+        recovery: log.recovery_text(),
+        clock: log.clock,
         metrics: crate::score::metrics::motion_force_metrics(
             &log.records,
             log.header.dt_s,
@@ -593,6 +754,7 @@ impl LogSummary {
         if self.events_not_listed > 0 {
             s += &format!("  ... and {} more events\n", self.events_not_listed);
         }
+        s += &format!("  {}\n", self.recovery);
         match (&self.end, &self.damage) {
             (_, Some(d)) => {
                 s += &format!(
@@ -623,6 +785,36 @@ mod tests {
             work_ns: 345,
             flags: 9,
         }
+    }
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234), "1,234");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn tick_start_follows_the_overrun_rule() {
+        let clock = LogClock {
+            tick0_unix_ns: 1_000_000_000,
+            period_ns: 1_000_000,
+        };
+        let mut recs: Vec<_> = (0..4).map(record).collect();
+        for r in &mut recs {
+            r.flags = 0;
+            r.lateness_ns = 10;
+        }
+        // Tick 1 starts 3 ms late: an overrun, so tick 2 is due 3 ms later than planned.
+        recs[1].lateness_ns = 3_000_000;
+        recs[1].flags = crate::bus::tick_flags::OVERRUN;
+        let t = clock.tick_start_unix_ns(&recs).unwrap();
+        assert_eq!(
+            t,
+            vec![1_000_000_010, 1_004_000_000, 1_005_000_010, 1_006_000_010]
+        );
+        assert!(clock.tick_start_unix_ns(&recs[1..]).is_none());
     }
 
     #[test]

@@ -1,27 +1,58 @@
 //! The recorder thread: drains the telemetry queue into the session log.
 //!
-//! It wakes every 2 ms, takes every waiting [`TickRecord`] and writes a checksummed chunk at
-//! once its oldest record is 50 ms old (or it holds 200 records), each written through to the
-//! file at once, so a process crash or `kill -9` loses about the last 50 ms (plus the 2 ms poll
-//! and any delay in scheduling this thread). The file is synced when the session closes. When told the session is over it drains the
-//! queue, writes the end chunk and syncs the file. It never touches the haptic thread: the
-//! haptic side only pushes into a lock-free queue.
+//! It wakes every 2 ms, takes every waiting [`TickRecord`] and writes a checksummed chunk once
+//! its oldest record is [`FLUSH_INTERVAL`] (20 ms) old or it holds [`CHUNK_RECORDS`] records.
+//! Each chunk goes to the file with one `write(2)` at once (the buffered writer is flushed after
+//! every chunk), so a process crash or `kill -9` loses only the records not yet in a chunk:
+//! about the last 20 ms, plus the 2 ms poll and any delay in scheduling this thread; the crash
+//! tests (`tests/it/crash.rs`) hold it to at most 100 ms. Surviving a kill needs no `fsync`
+//! (the kernel holds the written bytes); surviving a power loss would, and the file is synced
+//! only when the session closes. When told the session is over it drains the queue, writes the
+//! end chunk and syncs the file.
+//!
+//! Given the haptic loop's start clock ([`RecorderOptions::clock`], the cell of
+//! `LoopConfig::start_clock`), it writes the `CLCK` chunk as soon as the cell is set, before
+//! the first `TICK` chunk, so the log says when each tick ran on the wall clock.
+//!
+//! It never touches the haptic thread: the haptic side only pushes into a lock-free queue and
+//! stores the start clock once.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::log::{self, LogEnd, LogError, LogHeader, RECORD_SIZE, TAG_END, TAG_TICKS};
+use super::log::{
+    self, LogClock, LogEnd, LogError, LogHeader, RECORD_SIZE, TAG_CLOCK, TAG_END, TAG_TICKS,
+};
 use crate::bus::{QueueRx, TickRecord};
 
 /// Records per chunk at most.
 pub const CHUNK_RECORDS: usize = 200;
 /// Longest time a record waits in memory before its chunk is written.
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+/// How often the recorder looks at the queue.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(2);
+
+/// The haptic loop's start clock, as the recorder reads it.
+#[derive(Debug, Clone)]
+pub struct StartClock {
+    /// The cell the haptic loop sets to tick 0's wall-clock deadline (`LoopConfig::start_clock`;
+    /// zero until set).
+    pub tick0_unix_ns: Arc<AtomicU64>,
+    /// Tick period, nanoseconds.
+    pub period_ns: u64,
+}
+
+/// Options of [`spawn_recorder_with`].
+#[derive(Debug, Clone, Default)]
+pub struct RecorderOptions {
+    /// Write a `CLCK` chunk from this cell once it is set (`None`: the log has no clock).
+    pub clock: Option<StartClock>,
+}
 
 /// What the recorder did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -55,11 +86,28 @@ impl RecorderControl {
 
 /// Creates the log at `path`, writes `header`, and spawns the recorder thread (named
 /// `recorder`) draining `rx` until [`RecorderControl::finish`]. The end chunk counts the records
-/// the producer dropped (the queue's own drop counter).
+/// the producer dropped (the queue's own drop counter). The log has no clock chunk: see
+/// [`spawn_recorder_with`].
 pub fn spawn_recorder(
     path: &Path,
     header: &LogHeader,
     rx: QueueRx<TickRecord>,
+) -> Result<
+    (
+        RecorderControl,
+        JoinHandle<Result<RecorderReport, LogError>>,
+    ),
+    LogError,
+> {
+    spawn_recorder_with(path, header, rx, RecorderOptions::default())
+}
+
+/// [`spawn_recorder`] with options (the start clock).
+pub fn spawn_recorder_with(
+    path: &Path,
+    header: &LogHeader,
+    rx: QueueRx<TickRecord>,
+    options: RecorderOptions,
 ) -> Result<
     (
         RecorderControl,
@@ -80,7 +128,7 @@ pub fn spawn_recorder(
     let path = path.to_path_buf();
     let handle = thread::Builder::new()
         .name("recorder".into())
-        .spawn(move || record(out, rx, ctl, path))
+        .spawn(move || record(out, rx, ctl, path, options.clock))
         .map_err(|source| LogError::Io {
             path: PathBuf::from("<recorder thread>"),
             source,
@@ -93,6 +141,7 @@ fn record(
     mut rx: QueueRx<TickRecord>,
     ctl: RecorderControl,
     path: PathBuf,
+    mut clock: Option<StartClock>,
 ) -> Result<RecorderReport, LogError> {
     let io_err = |source| LogError::Io {
         path: path.clone(),
@@ -126,8 +175,34 @@ fn record(
         *in_chunk = 0;
         Ok(())
     };
+    // Writes the clock chunk once the haptic loop has set the cell (then forgets the cell).
+    // Called before every tick chunk: the cell is set before the first record is pushed.
+    let write_clock = |clock: &mut Option<StartClock>,
+                       report: &mut RecorderReport,
+                       out: &mut BufWriter<File>|
+     -> std::io::Result<()> {
+        let Some(c) = clock else {
+            return Ok(());
+        };
+        let tick0_unix_ns = c.tick0_unix_ns.load(Ordering::Acquire);
+        if tick0_unix_ns == 0 {
+            return Ok(());
+        }
+        let json = serde_json::to_vec(&LogClock {
+            tick0_unix_ns,
+            period_ns: c.period_ns,
+        })
+        .map_err(std::io::Error::other)?;
+        log::write_chunk(out, TAG_CLOCK, 0, &json)?;
+        out.flush()?;
+        report.chunks += 1;
+        report.bytes += (json.len() + 16) as u64;
+        *clock = None;
+        Ok(())
+    };
     loop {
         let finishing = ctl.done.load(Ordering::Acquire);
+        write_clock(&mut clock, &mut report, &mut out).map_err(io_err)?;
         while let Some(rec) = rx.pop() {
             if let Some(expected) = next_tick {
                 if rec.tick != expected {
@@ -139,18 +214,20 @@ fn record(
             in_chunk += 1;
             oldest_pending.get_or_insert_with(Instant::now);
             if in_chunk == CHUNK_RECORDS {
+                write_clock(&mut clock, &mut report, &mut out).map_err(io_err)?;
                 write_chunk(&mut payload, &mut in_chunk, &mut report, &mut out).map_err(io_err)?;
                 oldest_pending = None;
             }
         }
         if oldest_pending.is_some_and(|t| t.elapsed() >= FLUSH_INTERVAL) || finishing {
+            write_clock(&mut clock, &mut report, &mut out).map_err(io_err)?;
             write_chunk(&mut payload, &mut in_chunk, &mut report, &mut out).map_err(io_err)?;
             oldest_pending = None;
         }
         if finishing && rx.is_empty() {
             break;
         }
-        thread::sleep(Duration::from_millis(2));
+        thread::sleep(POLL_INTERVAL);
     }
     let end = LogEnd {
         records: report.records,

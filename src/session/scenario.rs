@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn strict_loading_names_the_problem() {
-        let text = BUILTIN[0].1.replace("\"marks\"", "\"nonsense_metric\"");
+        let text = BUILTIN[0].1.replace("\"marked\"", "\"nonsense_metric\"");
         let e = Scenario::parse(Path::new("x.toml"), &text).unwrap_err();
         assert!(e.to_string().contains("nonsense_metric"), "{e}");
         let text = format!("{}\nextra_key = 1\n", BUILTIN[0].1);

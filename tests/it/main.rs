@@ -6,6 +6,7 @@
 mod alloc_counter;
 mod channels;
 mod cli;
+mod crash;
 mod fuzz;
 mod generic_hid;
 mod haptics;
@@ -13,6 +14,8 @@ mod hid_descriptors;
 mod hid_vm;
 mod realtime;
 mod render;
+mod score_export;
+mod score_report;
 mod scoring;
 mod session_log;
 mod tissue;

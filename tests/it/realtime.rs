@@ -1,7 +1,8 @@
 //! The real-time contract: after start-up the haptic tick allocates nothing, over more than
-//! 10,000 ticks, with the recorder and a snapshot reader running beside it and commands arriving.
+//! 10,000 ticks, with the recorder (logging the loop's start clock) and a snapshot reader running
+//! beside it and commands arriving.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use haptwin::bus::{self, Command, TickRecord};
@@ -50,7 +51,19 @@ fn haptic_thread_allocates_nothing_over_10500_ticks() {
 
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("rt.htlog");
-    let (rec_ctl, recorder) = session::spawn_recorder(&log_path, &header(), tel_rx).unwrap();
+    let start_clock = Arc::new(AtomicU64::new(0));
+    let (rec_ctl, recorder) = session::spawn_recorder_with(
+        &log_path,
+        &header(),
+        tel_rx,
+        session::RecorderOptions {
+            clock: Some(session::StartClock {
+                tick0_unix_ns: start_clock.clone(),
+                period_ns: 1_000_000,
+            }),
+        },
+    )
+    .unwrap();
 
     // A reader of snapshots, as the render thread would be.
     let done = Arc::new(AtomicBool::new(false));
@@ -78,6 +91,7 @@ fn haptic_thread_allocates_nothing_over_10500_ticks() {
                 on_enter: Some(alloc_counter::arm),
                 on_exit: Some(alloc_counter::disarm),
             },
+            start_clock: Some(start_clock.clone()),
             ..LoopConfig::default()
         },
     )
@@ -114,6 +128,15 @@ fn haptic_thread_allocates_nothing_over_10500_ticks() {
     let log = SessionLog::open(&log_path).unwrap();
     assert!(log.damage.is_none());
     assert_eq!(log.records.len() as u64, rec.records);
+    // The loop's start clock made it into the log, and it was in the past when the loop ran.
+    let clock = log.clock.expect("the log has a clock chunk");
+    assert_eq!(clock.tick0_unix_ns, start_clock.load(Ordering::Acquire));
+    assert_eq!(clock.period_ns, 1_000_000);
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    assert!(clock.tick0_unix_ns < now_ns);
     // The emergency stop zeroed the force while it was in force.
     assert!(log
         .records
