@@ -285,7 +285,7 @@ pub fn performance(
         // Palpation (and any other scenario): sweep across the target both ways, come back
         // to where it felt stiffest and mark it.
         _ => {
-            let depth = if novice { 0.012 } else { 0.0035 };
+            let depth = if novice { 0.015 } else { 0.0035 };
             let half = 0.025;
             let (tx, tz) = (target.x, target.z);
             b.to(pressing(tx - half, tz, depth * 0.5), 0.8);
