@@ -172,10 +172,7 @@ pub fn replay_log_file(cmd: &ReplayCommand) -> Result<ReplayOutcome, ReviewError
                 end_session: None,
             };
             let stop = Arc::new(AtomicBool::new(false));
-            let subscriber = std::mem::replace(
-                &mut setup.snapshots,
-                crate::bus::triple_buffer(crate::haptics::haptic_loop::SceneSnapshot::default()).1,
-            );
+            let subscriber = setup.take_snapshots();
             let (handle, _ready) = display::spawn(display, subscriber, stop.clone(), cfg, None)
                 .map_err(|e| ReviewError::Display {
                     display: display.name(),
@@ -378,10 +375,7 @@ pub fn replay_snapshots(
     want.sort_unstable();
     let mut next = 0;
     let mut images = Vec::new();
-    let mut subscriber = std::mem::replace(
-        &mut setup.snapshots,
-        crate::bus::triple_buffer(crate::haptics::haptic_loop::SceneSnapshot::default()).1,
-    );
+    let mut subscriber = setup.take_snapshots();
     let mut err = None;
     replay(&mut setup, log, &ReplayOptions::default(), |rec, _| {
         if next < want.len() && rec.tick >= want[next] && err.is_none() {

@@ -810,7 +810,7 @@ pub fn is_uuid(s: &str) -> bool {
 }
 
 /// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian calendar).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     // Shift to an era-based count starting 0000-03-01, so leap days fall at the end of a year.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -928,30 +928,11 @@ impl LrsConfig {
             self.username.as_deref().unwrap_or(""),
             self.password.as_deref().unwrap_or("")
         );
-        Some(format!("Basic {}", base64(creds.as_bytes())))
+        Some(format!(
+            "Basic {}",
+            super::report::base64_encode(creds.as_bytes())
+        ))
     }
-}
-
-/// Standard base64 with padding (RFC 4648).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// POSTs `statements` (one statement or an array) to the LRS and returns the statement ids it
@@ -1065,21 +1046,6 @@ mod tests {
         assert_eq!(iso8601_duration(3723.04), "PT1H2M3.04S");
         // Rounds to the millisecond without printing 60 seconds.
         assert_eq!(iso8601_duration(59.9999), "PT1M0S");
-    }
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (plain, coded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), coded);
-        }
     }
 
     #[test]

@@ -152,6 +152,17 @@ impl ReplaySetup {
     }
 }
 
+impl ReplaySetup {
+    /// Takes the subscriber of the core's snapshots (for a render thread), leaving a detached
+    /// one in its place.
+    pub fn take_snapshots(&mut self) -> Subscriber<SceneSnapshot> {
+        std::mem::replace(
+            &mut self.snapshots,
+            bus::triple_buffer(SceneSnapshot::default()).1,
+        )
+    }
+}
+
 /// How fast and how far a replay goes.
 #[derive(Debug, Clone, Default)]
 pub struct ReplayOptions {

@@ -400,6 +400,52 @@ fn cli_replay_score_and_benchmark() {
         "judged against the shipped benchmark"
     );
 
+    // The report and the exports of the same log.
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.html");
+    let out = std::process::Command::new(bin)
+        .args(["report", "--no-snapshots", "--json", "-o"])
+        .arg(&report)
+        .arg(log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(html.matches("data-plot=").count(), 4);
+    assert!(html.contains("palpation"));
+    let (k, x) = (dir.path().join("k.txt"), dir.path().join("x.json"));
+    let out = std::process::Command::new(bin)
+        .args([
+            "export",
+            "--no-post",
+            "--actor-name",
+            "Resident A",
+            "--jigsaws",
+        ])
+        .arg(&k)
+        .arg("--xapi")
+        .arg(&x)
+        .arg(log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = std::fs::read_to_string(&k).unwrap();
+    let n = SessionLog::open(log).unwrap().records.len();
+    assert_eq!(rows.lines().count(), n * 30 / 1000);
+    assert!(rows.lines().all(|l| l.split_whitespace().count() == 76));
+    let statements: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&x).unwrap()).unwrap();
+    assert!(statements.as_array().unwrap().len() >= 2);
+    assert_eq!(statements[0]["actor"]["name"], "Resident A");
+
     // Too few experts: a clear error.
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(bin)
