@@ -222,6 +222,9 @@ impl HapticCore {
         let coupling = config
             .coupling
             .map(|c| VirtualCoupling::new(&c, info, config.step.dt_s));
+        // A cloned tissue lacks the spare room cutting and grasping fill in place.
+        let mut tissue = tissue;
+        tissue.reserve_working_capacity();
         // A typical lattice cell (five tets per cube) sizes the needle's capture radius.
         let cell_m = (5.0 * tissue.volume_m3() / tissue.tet_count().max(1) as f64).cbrt();
         let instrument = InstrumentState::new(

@@ -331,6 +331,16 @@ pub fn performance(
                 b.release(ACTIVATE);
                 b.hold(0.3);
             }
+            if scenario.instrument == InstrumentKind::Scalpel {
+                // Cut a 2 cm incision, 5 mm deep, from the mark, then lift the blade out.
+                let from = b.at;
+                let y = surface(from.x, from.z) - 0.005;
+                b.to(Vector3::new(from.x, y, from.z), 0.4);
+                b.press(ACTIVATE);
+                b.to(Vector3::new(from.x + 0.02, y, from.z), 1.2);
+                b.release(ACTIVATE);
+                b.to(from, 0.4);
+            }
             let end = above(Vector3::new(mark_at.0, 0.0, mark_at.1), 0.03);
             b.to(end, 0.8);
         }

@@ -24,7 +24,8 @@
 //! # Real-time contract
 //! [`step`], [`Tissue::cut`], [`Tissue::resect`], [`Tissue::grasp`], [`Tissue::release`] and
 //! [`needle::Needle::step`] neither allocate nor lock: every buffer, the live surface included,
-//! is sized when the tissue (or needle) is built. They are deterministic: the same inputs give
+//! is sized when the tissue (or needle) is built (a clone keeps only the lengths: call
+//! [`Tissue::reserve_working_capacity`] on it, as the haptic core does at set-up). They are deterministic: the same inputs give
 //! the same bits (one thread, no hashing after set-up, fixed order; the SIMD and portable
 //! kernels give the same bits).
 

@@ -410,6 +410,21 @@ impl Tissue {
         }
     }
 
+    /// Makes sure the working buffers that cutting, tearing and grasping fill have room for
+    /// the worst case (every face of every tet on the surface, every particle grasped), so
+    /// those never allocate. A new tissue has it; a clone does not (`Vec::clone` keeps only
+    /// the length): the haptic core calls this at set-up.
+    pub fn reserve_working_capacity(&mut self) {
+        let (n, n_tets) = (self.positions_m.len(), self.tets.len());
+        self.surface_triangles
+            .reserve((4 * n_tets).saturating_sub(self.surface_triangles.len()));
+        self.surface_owner
+            .reserve((4 * n_tets).saturating_sub(self.surface_owner.len()));
+        self.grasped.reserve(n.saturating_sub(self.grasped.len()));
+        self.tear_candidates
+            .reserve(n_tets.saturating_sub(self.tear_candidates.len()));
+    }
+
     /// Grasps: every free particle within `radius_m` of `tool_center_in_world_m` is held at its
     /// current offset from the tool centre until [`Tissue::release`], moving with the tool (the
     /// jaws). Replaces any earlier grasp. Returns how many particles were taken. Never allocates.

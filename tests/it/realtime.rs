@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use haptwin::bus::{self, Command, TickRecord};
+use haptwin::bus::{self, tick_flags, Command, TickRecord};
 use haptwin::demo::phantom_block;
 use haptwin::haptics::haptic_loop::{
     self, CoreConfig, HapticCore, LoopConfig, RealtimeHooks, SceneSnapshot,
@@ -141,7 +141,7 @@ fn haptic_thread_allocates_nothing_over_10500_ticks() {
     assert!(log
         .records
         .iter()
-        .any(|r| r.flags & haptwin::bus::tick_flags::STOPPING != 0 && r.tick < TICKS - 1));
+        .any(|r| r.flags & tick_flags::STOPPING != 0 && r.tick < TICKS - 1));
 }
 
 #[test]
@@ -609,4 +609,79 @@ fn stalled_render_thread_does_not_hold_the_haptic_loop() {
     // The stalled renderer drew frame 0 before the stall and, once released, frame 1 and the
     // final one: nothing while the loop ran.
     assert!(frames_stalled <= 3, "{frames_stalled} frames while stalled");
+}
+
+/// Every instrument's tick allocates nothing: the scripted expert (and novice) performances of
+/// resection (cautery cutting), biopsy (needle puncturing and sliding), a grasp drill (grasp,
+/// lift, release) and a scalpel incision, stepped through the core with an armed allocation
+/// counter.
+#[test]
+fn every_instrument_ticks_without_allocating() {
+    use haptwin::haptics::instrument::InstrumentKind;
+    use haptwin::score::performer::{performance, Skill};
+    use haptwin::session::scenario::{CaseGeometry, Scenario, BUILTIN};
+    let _g = alloc_counter::EXCLUSIVE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let case = haptwin::demo::case_tissue(&haptwin::demo::DemoCase::Phantom, 1_500).unwrap();
+    let geometry = CaseGeometry::of(&case.tissue, &case.tet_labels);
+    let with_instrument = |kind: &str| {
+        Scenario::parse(
+            std::path::Path::new("drill.toml"),
+            &BUILTIN[0].1.replace(
+                "instrument = \"probe\"",
+                &format!("instrument = \"{kind}\""),
+            ),
+        )
+        .unwrap()
+    };
+    let mut seen = 0u32;
+    for (scenario, skill) in [
+        (Scenario::find("resection").unwrap(), Skill::Novice),
+        (Scenario::find("biopsy").unwrap(), Skill::Novice),
+        (with_instrument("grasper"), Skill::Expert),
+        (with_instrument("scalpel"), Skill::Expert),
+    ] {
+        let script = performance(&scenario, &case.tissue, &geometry, skill, 0);
+        let cfg = CoreConfig {
+            tool_radius_m: scenario.tip_radius_m,
+            instrument: scenario.instrument_config(),
+            ..CoreConfig::default()
+        };
+        let tissue = case.tissue.clone();
+        let (_cmd_tx, cmd_rx) = bus::queue::<Command>(16);
+        let (publisher, _subscriber) = bus::triple_buffer(SceneSnapshot::for_tissue(&tissue));
+        let device = ScriptedProbe::new(script.clone(), cfg.step.dt_s);
+        let mut core = HapticCore::new(Box::new(device), tissue, &cfg, cmd_rx, publisher)
+            .with_no_go(geometry.vessel_particles.clone());
+        let ticks = (script.period_s() / cfg.step.dt_s) as u64;
+        let before = alloc_counter::violations();
+        alloc_counter::arm();
+        let mut flags = 0u32;
+        for _ in 0..ticks {
+            flags |= core.tick().flags;
+        }
+        alloc_counter::disarm();
+        assert_eq!(
+            alloc_counter::violations() - before,
+            0,
+            "{:?} allocated on the haptic path",
+            scenario.instrument
+        );
+        seen |= flags;
+        match scenario.instrument {
+            InstrumentKind::Grasper => assert_ne!(flags & tick_flags::GRASP, 0),
+            InstrumentKind::Scalpel => assert_ne!(flags & tick_flags::CUT, 0, "the scalpel cut"),
+            _ => {}
+        }
+    }
+    for (flag, what) in [
+        (tick_flags::CUT, "cut"),
+        (tick_flags::PUNCTURE, "puncture"),
+        (tick_flags::GRASP, "grasp"),
+        (tick_flags::RELEASE, "release"),
+        (tick_flags::MARK, "mark"),
+    ] {
+        assert_ne!(seen & flag, 0, "no {what} happened");
+    }
 }
