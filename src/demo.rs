@@ -51,8 +51,8 @@ pub const COMMAND_CAPACITY: usize = 64;
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     /// Simulated seconds (ticks = seconds * 1000); `None`: as long as the scripted
-    /// performance for the simulated device, 5 s for the emulated arms, the scenario's time
-    /// limit for a device in the hand.
+    /// performance for the simulated device and the emulated arms, the scenario's time limit
+    /// for a device in the hand.
     pub seconds: Option<f64>,
     /// Output folder: the session log and `frames/`.
     pub out_dir: PathBuf,
@@ -314,9 +314,22 @@ pub fn emulated_arm<P: ArmProtocol>(
     ArmDevice<InProcessTransport<EmulatedArm<P>>, P>,
     CurrentMonitor,
 ) {
+    emulated_arm_playing::<P>(dt_s, faults, &Script::palpation())
+}
+
+/// [`emulated_arm`] playing `script_in_world` (a scenario's scripted performance) instead; the
+/// arm reports positions only (its buttons are not emulated).
+pub fn emulated_arm_playing<P: ArmProtocol>(
+    dt_s: f64,
+    faults: EmulatedFaults,
+    script_in_world: &Script,
+) -> (
+    ArmDevice<InProcessTransport<EmulatedArm<P>>, P>,
+    CurrentMonitor,
+) {
     let config = ArmConfig::<P>::default_design();
     let to_device = woodenhaptics_to_world().inverse();
-    let script = Script::palpation().mapped(|p| {
+    let script = script_in_world.mapped(|p| {
         to_device
             .transform_point(&Point3::from(Vector3::from(p)))
             .coords
@@ -708,14 +721,25 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
         }
         DemoDevice::EmulatedWoodenHaptics => {
             core_cfg.device_to_world = woodenhaptics_to_world();
-            let (device, _) = emulated_woodenhaptics(core_cfg.step.dt_s, EmulatedFaults::default());
+            let script = performance(&opts.scenario, &tissue, &geometry, opts.skill, opts.seed);
+            script_s = Some(script.period_s());
+            let (device, _) = emulated_arm_playing::<WoodenHapticsProtocol>(
+                core_cfg.step.dt_s,
+                EmulatedFaults::default(),
+                &script,
+            );
             zero_port = Some(device.transport().device().zero_port());
             Box::new(device)
         }
         DemoDevice::EmulatedPolhem => {
             core_cfg.device_to_world = woodenhaptics_to_world();
-            let (device, _) =
-                emulated_arm::<PolhemProtocol>(core_cfg.step.dt_s, EmulatedFaults::default());
+            let script = performance(&opts.scenario, &tissue, &geometry, opts.skill, opts.seed);
+            script_s = Some(script.period_s());
+            let (device, _) = emulated_arm_playing::<PolhemProtocol>(
+                core_cfg.step.dt_s,
+                EmulatedFaults::default(),
+                &script,
+            );
             zero_port = Some(device.transport().device().zero_port());
             Box::new(device)
         }
@@ -864,8 +888,9 @@ pub fn run_demo(opts: &DemoOptions, interrupt: Arc<AtomicBool>) -> Result<DemoRe
     )?;
 
     let seconds = opts.seconds.unwrap_or(match &opts.device {
-        DemoDevice::Simulated => script_s.unwrap_or(5.0),
-        DemoDevice::EmulatedWoodenHaptics | DemoDevice::EmulatedPolhem => 5.0,
+        DemoDevice::Simulated | DemoDevice::EmulatedWoodenHaptics | DemoDevice::EmulatedPolhem => {
+            script_s.unwrap_or(5.0)
+        }
         _ => opts.scenario.time_limit_s,
     });
     let ticks = replay_ticks.unwrap_or((seconds / core_cfg.step.dt_s).round().max(1.0) as u64);

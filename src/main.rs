@@ -397,7 +397,7 @@ enum BenchCmd {
 #[derive(clap::Args, Debug)]
 struct DemoArgs {
     /// Simulated seconds (1000 haptic ticks each); default: the whole scripted performance
-    /// (simulated device), 5 s (emulated arms), the scenario's time limit (a device in the hand).
+    /// (simulated device, emulated arms), the scenario's time limit (a device in the hand).
     #[arg(long, value_parser = parse_seconds)]
     seconds: Option<f64>,
     /// The scenario: `palpation`, `resection`, `biopsy`, `warmup` or a scenario `.toml` file.

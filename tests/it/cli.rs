@@ -400,8 +400,14 @@ fn no_arguments_runs_the_demo_and_says_where_outputs_went() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("out/demo/session.htlog"), "{text}");
-    assert!(text.contains("5000 ticks"), "{text}");
-    assert!(dir.path().join("out/demo/session.htlog").exists());
+    // The default scenario's whole scripted performance, then its score and report.
+    assert!(text.contains("completed: 8"), "{text}");
+    assert!(text.contains("score (palpation):"), "{text}");
+    assert!(text.contains("PASS against palpation"), "{text}");
+    assert!(text.contains("out/demo/report.html"), "{text}");
+    for f in ["session.htlog", "score.json", "report.html"] {
+        assert!(dir.path().join("out/demo").join(f).exists(), "{f}");
+    }
 }
 
 /// `haptwin devices --json` lists what HID offers (on these machines: nothing) and exits 0,
@@ -471,9 +477,11 @@ fn demo_runs_on_an_emulated_arm(device: &str, name: &str, max_force_n: f64) {
     assert_eq!(j["ticks"], 2000);
     assert_eq!(j["stop_reason"], "completed");
     assert_eq!(j["fault_ticks"], 0, "{j}");
+    // In 2 s the scripted palpation's first press (3.5 mm with the 6 mm probe) is felt
+    // through the arm's codec: about 0.35 N.
     let peak = j["peak_force_n"].as_f64().unwrap();
     assert!(
-        peak > 0.5 && peak <= max_force_n,
+        peak > 0.2 && peak <= max_force_n,
         "peak {peak} N (the device's limit is {max_force_n} N)"
     );
     let dog = &j["watchdog"];
