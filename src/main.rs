@@ -464,10 +464,11 @@ struct RunArgs {
     /// The scenario: `palpation`, `resection`, `biopsy`, `warmup` or a scenario `.toml` file.
     #[arg(long, default_value = "palpation")]
     scenario: String,
-    /// Seconds of rehearsal (1000 haptic ticks each); closing the window or leaving the
-    /// headset's session ends it sooner.
-    #[arg(long, default_value_t = 60.0, value_parser = parse_seconds)]
-    seconds: f64,
+    /// Seconds of rehearsal (1000 haptic ticks each); default: the scenario's time limit (the
+    /// scripted performance's length for the simulated device). Closing the window or leaving
+    /// the headset's session ends it sooner.
+    #[arg(long, value_parser = parse_seconds)]
+    seconds: Option<f64>,
     /// Output folder for the session log (and, headless, the stereo frames).
     #[arg(long, default_value = "out/run")]
     out: PathBuf,
@@ -1028,7 +1029,7 @@ fn run_run_cmd(args: &RunArgs) -> anyhow::Result<ExitCode> {
         _ => (args.width.unwrap_or(640), args.height.unwrap_or(480)),
     };
     let opts = DemoOptions {
-        seconds: Some(args.seconds),
+        seconds: args.seconds,
         out_dir: args.out.clone(),
         render: true,
         require_render: args.require_render,
@@ -1057,8 +1058,13 @@ fn run_run_cmd(args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     if !args.json {
         eprintln!(
-            "haptwin run: up to {} s on {} (Ctrl-C{} ends it cleanly)...",
-            args.seconds,
+            "haptwin run: {} up to {} on {} (Ctrl-C{} ends it cleanly)...",
+            opts.scenario.title,
+            match (args.seconds, &opts.device) {
+                (Some(s), _) => format!("{s} s"),
+                (None, demo::DemoDevice::Simulated) => "the scripted performance's end".into(),
+                (None, _) => format!("{} s", opts.scenario.time_limit_s),
+            },
             match &args.case {
                 demo::DemoCase::Block => "the phantom block".to_string(),
                 demo::DemoCase::Phantom => "the phantom twin".to_string(),
