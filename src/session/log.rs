@@ -664,6 +664,14 @@ pub fn summarize(log: &SessionLog) -> LogSummary {
         ("device_io_error", tf::DEVICE_IO_ERROR),
         ("emergency_stop", tf::EMERGENCY_STOP),
         ("solver_fault", tf::SOLVER_FAULT),
+        ("instrument_active", tf::INSTRUMENT_ACTIVE),
+        ("cut", tf::CUT),
+        ("grasp", tf::GRASP),
+        ("release", tf::RELEASE),
+        ("puncture", tf::PUNCTURE),
+        ("mark", tf::MARK),
+        ("no_go_contact", tf::NO_GO_CONTACT),
+        ("contact", tf::CONTACT),
     ];
     let (events, events_not_listed) = safety_events(&log.records);
     let mut counts = serde_json::Map::new();

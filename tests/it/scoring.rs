@@ -170,6 +170,11 @@ fn replay_is_bit_exact_with_marks_cuts_punctures_and_grasps() {
     }
     // The novice biopsy made more than one pass.
     assert!(flag_count(&s.biopsy, tick_flags::PUNCTURE) >= 2);
+    // `haptwin log` counts the events.
+    let summary = haptwin::session::log::summarize(&SessionLog::open(&s.resection).unwrap());
+    assert!(summary.flag_counts["cut"].as_u64().unwrap() > 0);
+    assert!(summary.flag_counts["instrument_active"].as_u64().unwrap() > 0);
+    assert!(summary.flag_counts["contact"].as_u64().unwrap() > 0);
 }
 
 #[test]
