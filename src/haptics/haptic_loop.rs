@@ -116,6 +116,12 @@ fn device_error_flag(e: &DeviceError) -> u32 {
     }
 }
 
+/// A typical lattice cell of `tissue` (five tets per cube), metres: it sizes the needle's
+/// capture radius.
+fn typical_cell_m(tissue: &Tissue) -> f64 {
+    (5.0 * tissue.volume_m3() / tissue.tet_count().max(1) as f64).cbrt()
+}
+
 /// Everything the haptic thread owns.
 #[derive(Debug)]
 pub struct HapticCore {
@@ -225,8 +231,6 @@ impl HapticCore {
         // A cloned tissue lacks the spare room cutting and grasping fill in place.
         let mut tissue = tissue;
         tissue.reserve_working_capacity();
-        // A typical lattice cell (five tets per cube) sizes the needle's capture radius.
-        let cell_m = (5.0 * tissue.volume_m3() / tissue.tet_count().max(1) as f64).cbrt();
         let instrument = InstrumentState::new(
             InstrumentConfig {
                 tip_radius_m: config.tool_radius_m,
@@ -234,7 +238,7 @@ impl HapticCore {
             },
             &tissue,
             Vec::new(),
-            cell_m,
+            typical_cell_m(&tissue),
         );
         Self {
             instrument,
@@ -273,7 +277,7 @@ impl HapticCore {
     /// Sets the particles the instrument must not touch (vessels): touching them is flagged
     /// [`tick_flags::NO_GO_CONTACT`]. Set-up only.
     pub fn with_no_go(mut self, particles: Vec<u32>) -> Self {
-        let cell_m = (5.0 * self.tissue.volume_m3() / self.tissue.tet_count().max(1) as f64).cbrt();
+        let cell_m = typical_cell_m(&self.tissue);
         self.instrument =
             InstrumentState::new(*self.instrument.config(), &self.tissue, particles, cell_m);
         self

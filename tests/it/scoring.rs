@@ -369,35 +369,37 @@ fn shipped_benchmarks_cover_their_scenarios() {
     }
 }
 
-#[test]
-fn cli_replay_score_and_benchmark() {
-    let s = sessions();
-    let bin = env!("CARGO_BIN_EXE_haptwin");
-    let log = &s.expert[0].0;
-    let out = std::process::Command::new(bin)
-        .args(["replay", "--verify", "--json"])
-        .arg(log)
+/// Runs the haptwin binary with `args`.
+fn haptwin(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_haptwin"))
+        .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs the haptwin binary with `args` and requires success.
+fn haptwin_ok(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let out = haptwin(args);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+#[test]
+fn cli_replay_score_and_benchmark() {
+    use std::ffi::OsStr;
+    let s = sessions();
+    let log = s.expert[0].0.as_os_str();
+    let o = |s: &'static str| OsStr::new(s);
+    let out = haptwin_ok(&[o("replay"), o("--verify"), o("--json"), log]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["mismatches"], 0);
     assert!(v["speed_x"].as_f64().unwrap() > 0.0);
 
-    let out = std::process::Command::new(bin)
-        .args(["score", "--json"])
-        .arg(log)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = haptwin_ok(&[o("score"), o("--json"), log]);
     let card: ScoreCard = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(card.scenario, "palpation");
     assert!(
@@ -408,42 +410,31 @@ fn cli_replay_score_and_benchmark() {
     // The report and the exports of the same log.
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.html");
-    let out = std::process::Command::new(bin)
-        .args(["report", "--no-snapshots", "--json", "-o"])
-        .arg(&report)
-        .arg(log)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    haptwin_ok(&[
+        o("report"),
+        o("--no-snapshots"),
+        o("--json"),
+        o("-o"),
+        report.as_os_str(),
+        log,
+    ]);
     let html = std::fs::read_to_string(&report).unwrap();
     assert_eq!(html.matches("data-plot=").count(), 4);
     assert!(html.contains("palpation"));
     let (k, x) = (dir.path().join("k.txt"), dir.path().join("x.json"));
-    let out = std::process::Command::new(bin)
-        .args([
-            "export",
-            "--no-post",
-            "--actor-name",
-            "Resident A",
-            "--jigsaws",
-        ])
-        .arg(&k)
-        .arg("--xapi")
-        .arg(&x)
-        .arg(log)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    haptwin_ok(&[
+        o("export"),
+        o("--no-post"),
+        o("--actor-name"),
+        o("Resident A"),
+        o("--jigsaws"),
+        k.as_os_str(),
+        o("--xapi"),
+        x.as_os_str(),
+        log,
+    ]);
     let rows = std::fs::read_to_string(&k).unwrap();
-    let n = SessionLog::open(log).unwrap().records.len();
+    let n = SessionLog::open(&s.expert[0].0).unwrap().records.len();
     assert_eq!(rows.lines().count(), n * 30 / 1000);
     assert!(rows.lines().all(|l| l.split_whitespace().count() == 76));
     let statements: serde_json::Value =
@@ -453,13 +444,15 @@ fn cli_replay_score_and_benchmark() {
 
     // Too few experts: a clear error.
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["benchmark", "build", "palpation"])
-        .arg(log)
-        .arg("-o")
-        .arg(dir.path().join("b.json"))
-        .output()
-        .unwrap();
+    let b = dir.path().join("b.json");
+    let out = haptwin(&[
+        o("benchmark"),
+        o("build"),
+        o("palpation"),
+        log,
+        o("-o"),
+        b.as_os_str(),
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 3"));
 }
