@@ -13,6 +13,8 @@
 //!   replay;
 //! - [`review`]: replaying, scoring, benchmarking, reporting and exporting logs (the CLI's
 //!   after-session commands);
+//! - [`store`]: the dashboard's database (SQLite or PostgreSQL): accounts, cohorts, scored
+//!   sessions, ratings; [`serve`]: the instructors' dashboard and the stations' upload API;
 //! - [`bus`]: the typed lock-free channels between threads;
 //! - [`stats`]: fixed-size latency histograms;
 //! - [`render_loop`]: the render thread that draws snapshots;
@@ -33,6 +35,7 @@ pub mod review;
 pub mod score;
 pub mod session;
 pub mod stats;
+pub mod store;
 pub mod tissue;
 pub mod twin;
 pub mod window;

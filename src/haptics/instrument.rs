@@ -52,6 +52,19 @@ pub enum InstrumentKind {
     Needle,
 }
 
+impl InstrumentKind {
+    /// The instrument's name, as scenarios and the command line spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Probe => "probe",
+            Self::Grasper => "grasper",
+            Self::Scalpel => "scalpel",
+            Self::Cautery => "cautery",
+            Self::Needle => "needle",
+        }
+    }
+}
+
 impl std::str::FromStr for InstrumentKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -178,23 +178,7 @@ pub fn score_session(
         &log.records,
         log.header.dt_s,
     ));
-    let metrics = scenario
-        .metrics
-        .iter()
-        .filter_map(|key| {
-            let value = values.iter().find(|(k, _)| k == key)?.1;
-            let info = metric_info(key)?;
-            Some(MetricValue {
-                key: key.clone(),
-                label: info.label.into(),
-                unit: info.unit.into(),
-                value,
-                better: info.better,
-                benchmark: None,
-                within: None,
-            })
-        })
-        .collect();
+    let metrics = scenario_metrics(scenario, &values);
     let mut landmarks = Vec::new();
     if let Some(c) = geometry.tumour_centre_m {
         landmarks.push(card::Landmark {
@@ -239,6 +223,49 @@ pub fn score_session(
         failed_metrics: Vec::new(),
         log_complete: log.end.is_some() && log.damage.is_none(),
         replay,
+    }
+}
+
+/// The scenario's metrics, in its order, from `values` by key.
+fn scenario_metrics(scenario: &Scenario, values: &[(String, f64)]) -> Vec<MetricValue> {
+    scenario
+        .metrics
+        .iter()
+        .filter_map(|key| {
+            let value = values.iter().find(|(k, _)| k == key)?.1;
+            let info = metric_info(key)?;
+            Some(MetricValue {
+                key: key.clone(),
+                label: info.label.into(),
+                unit: info.unit.into(),
+                value,
+                better: info.better,
+                benchmark: None,
+                within: None,
+            })
+        })
+        .collect()
+}
+
+/// Scores `log` on motion and force alone, when its case cannot be rebuilt to measure the
+/// outcome (a twin this machine does not have): the outcome metrics are left out.
+pub fn score_motion_force(log: &SessionLog, scenario: &Scenario) -> ScoreCard {
+    let values = motion_force(log, scenario.safe_force_n);
+    let metrics = scenario_metrics(scenario, &values);
+    ScoreCard {
+        scenario: scenario.name.clone(),
+        case_id: log.header.case_id.clone(),
+        software_version: log.header.software_version.clone(),
+        started_unix_s: log.header.started_unix_s,
+        duration_s: log.records.len() as f64 * log.header.dt_s,
+        safe_force_n: scenario.safe_force_n,
+        metrics,
+        landmarks: Vec::new(),
+        benchmark: None,
+        passed: None,
+        failed_metrics: Vec::new(),
+        log_complete: log.end.is_some() && log.damage.is_none(),
+        replay: None,
     }
 }
 

@@ -93,38 +93,7 @@ pub fn build_report(log: &SessionLog, card: &ScoreCard, snapshots: &[ReportSnaps
     );
     summary_section(&mut out, log, card);
     metrics_section(&mut out, card);
-    let dt_ok = log.header.dt_s.is_finite() && log.header.dt_s > 0.0;
-    section_open(&mut out, "force", "Force on the hand");
-    if log.records.is_empty() {
-        note(&mut out, "No tick records: nothing to plot.");
-    } else if !dt_ok {
-        note(
-            &mut out,
-            "The log's tick period is not valid: no time axis.",
-        );
-    } else {
-        force_plot(&mut out, &log.records, log.header.dt_s, card.safe_force_n);
-    }
-    out.push_str("</section>\n");
-    section_open(&mut out, "path", "Tool path");
-    if log.records.is_empty() {
-        note(&mut out, "No tick records: nothing to plot.");
-    } else {
-        path_plot(&mut out, &log.records, log.header.dt_s, card);
-    }
-    out.push_str("</section>\n");
-    section_open(&mut out, "speed", "Tool-tip speed and jerk");
-    if log.records.is_empty() {
-        note(&mut out, "No tick records: nothing to plot.");
-    } else if !dt_ok {
-        note(
-            &mut out,
-            "The log's tick period is not valid: no time axis.",
-        );
-    } else {
-        speed_plot(&mut out, &log.records, log.header.dt_s);
-    }
-    out.push_str("</section>\n");
+    plot_sections(&mut out, log, card);
     benchmark_section(&mut out, card);
     snapshot_section(&mut out, snapshots, log.header.dt_s);
     w!(
@@ -133,6 +102,49 @@ pub fn build_report(log: &SessionLog, card: &ScoreCard, snapshots: &[ReportSnaps
          no network access needed.</footer>\n</body>\n</html>\n"
     );
     out
+}
+
+/// The report's force, path and speed plots (inline SVG in `<section>`s), alone: the dashboard's
+/// session page shows them beside its own tables.
+pub fn plots_html(log: &SessionLog, card: &ScoreCard) -> String {
+    let mut out = String::with_capacity(48 * 1024);
+    plot_sections(&mut out, log, card);
+    out
+}
+
+/// The report's inline stylesheet (the dashboard uses it for the plots).
+pub fn report_css() -> &'static str {
+    CSS
+}
+
+fn plot_sections(out: &mut String, log: &SessionLog, card: &ScoreCard) {
+    let out = &mut *out;
+    let dt_ok = log.header.dt_s.is_finite() && log.header.dt_s > 0.0;
+    section_open(out, "force", "Force on the hand");
+    if log.records.is_empty() {
+        note(out, "No tick records: nothing to plot.");
+    } else if !dt_ok {
+        note(out, "The log's tick period is not valid: no time axis.");
+    } else {
+        force_plot(out, &log.records, log.header.dt_s, card.safe_force_n);
+    }
+    out.push_str("</section>\n");
+    section_open(out, "path", "Tool path");
+    if log.records.is_empty() {
+        note(out, "No tick records: nothing to plot.");
+    } else {
+        path_plot(out, &log.records, log.header.dt_s, card);
+    }
+    out.push_str("</section>\n");
+    section_open(out, "speed", "Tool-tip speed and jerk");
+    if log.records.is_empty() {
+        note(out, "No tick records: nothing to plot.");
+    } else if !dt_ok {
+        note(out, "The log's tick period is not valid: no time axis.");
+    } else {
+        speed_plot(out, &log.records, log.header.dt_s);
+    }
+    out.push_str("</section>\n");
 }
 
 // ---------------------------------------------------------------------------------------------
