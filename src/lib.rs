@@ -33,6 +33,7 @@ pub mod render;
 pub mod render_loop;
 pub mod review;
 pub mod score;
+pub mod serve;
 pub mod session;
 pub mod stats;
 pub mod store;

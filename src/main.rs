@@ -14,6 +14,8 @@ use clap::{Parser, Subcommand};
 
 use haptwin::demo::{self, DemoOptions, DemoReport, RenderStatus};
 use haptwin::doctor;
+
+mod dashboard;
 use haptwin::haptics::rt::RealtimeStatus;
 use haptwin::session::SessionLog;
 
@@ -193,6 +195,167 @@ enum Cmd {
     Benchmark {
         #[command(subcommand)]
         what: BenchmarkCmd,
+    },
+    /// The instructors' dashboard and the stations' upload API: residents, cohorts, sessions,
+    /// proficiency, replays, ratings and exports, in a browser.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// Folder for uploaded logs (default: the data folder, beside the embedded database).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Worker threads.
+        #[arg(long, default_value_t = 16)]
+        workers: usize,
+        /// Largest session log a station may upload, MiB.
+        #[arg(long, default_value_t = 512)]
+        max_upload_mib: u64,
+        /// Mark login cookies Secure (when the dashboard is behind HTTPS).
+        #[arg(long)]
+        secure_cookies: bool,
+    },
+    /// Dashboard accounts.
+    User {
+        #[command(subcommand)]
+        what: UserCmd,
+    },
+    /// Cohorts of residents and their instructors.
+    Cohort {
+        #[command(subcommand)]
+        what: CohortCmd,
+    },
+    /// Simulator stations allowed to upload sessions.
+    Station {
+        #[command(subcommand)]
+        what: StationCmd,
+    },
+    /// Store session logs recorded on this machine in the dashboard's store, as a resident's.
+    Import {
+        /// Session logs.
+        #[arg(required = true)]
+        logs: Vec<PathBuf>,
+        /// The resident (user name) they belong to.
+        #[arg(long)]
+        resident: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// Folder the logs are kept in (default: the data folder).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Upload a finished session log to a dashboard from a station, resuming after a dropped
+    /// connection.
+    Upload {
+        /// The session log.
+        log: PathBuf,
+        /// The dashboard (`http://host:8080`).
+        #[arg(long)]
+        to: String,
+        /// The resident (user name on the dashboard) whose session it is.
+        #[arg(long)]
+        resident: String,
+        /// The station's token (default: `$HAPTWIN_STATION_TOKEN`).
+        #[arg(long, env = "HAPTWIN_STATION_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Bytes per request.
+        #[arg(long, default_value_t = 1 << 20)]
+        chunk_bytes: usize,
+        /// Tries per request before giving up (waits double from 0.5 s between tries).
+        #[arg(long, default_value_t = 8)]
+        retries: u32,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--db`: which store.
+#[derive(clap::Args, Debug, Clone)]
+struct DbArg {
+    /// The store: a SQLite file or `postgres://user:password@host/db` (default: `$HAPTWIN_DB`,
+    /// else `haptwin.db` in `$XDG_DATA_HOME/haptwin` or `~/.local/share/haptwin`).
+    #[arg(long)]
+    db: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    /// Add an account. The password is read from standard input with `--password-stdin`,
+    /// otherwise one is generated and printed once.
+    Add {
+        /// Login name (letters, digits, '.', '_', '-').
+        username: String,
+        /// `resident`, `instructor` or `admin`.
+        #[arg(long)]
+        role: String,
+        /// Name shown on the dashboard (default: the login name).
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Add to this cohort (as a member for residents, as its instructor otherwise).
+        #[arg(long)]
+        cohort: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Set an account's password (first line of standard input, or a generated one).
+    Passwd {
+        /// Login name.
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CohortCmd {
+    /// Add a cohort.
+    Add {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Put users in a cohort: residents as members, instructors as its instructors.
+    Assign {
+        /// The cohort.
+        cohort: String,
+        /// User names.
+        #[arg(required = true)]
+        users: Vec<String>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StationCmd {
+    /// Register a station; prints its upload token once.
+    Add {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Revoke a station's token.
+    Revoke {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        db: DbArg,
     },
 }
 
@@ -454,6 +617,14 @@ struct DemoArgs {
     /// `haptwin calibrate` writes them; the shipped calibration when there are none).
     #[arg(long)]
     calibration: Option<PathBuf>,
+    /// Keep the session out of the dashboard's store (by default the demo records it as the
+    /// demo resident's, in the Demo cohort, for `haptwin serve`).
+    #[arg(long)]
+    no_store: bool,
+    /// The store (default: `$HAPTWIN_DB`, else `haptwin.db` in `$XDG_DATA_HOME/haptwin` or
+    /// `~/.local/share/haptwin`): a SQLite file or `postgres://user:password@host/db`.
+    #[arg(long)]
+    db: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -984,6 +1155,39 @@ fn run() -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Some(Cmd::Serve {
+            addr,
+            db,
+            data_dir,
+            workers,
+            max_upload_mib,
+            secure_cookies,
+        }) => dashboard::serve(
+            &addr,
+            db.db.as_deref(),
+            data_dir,
+            workers,
+            max_upload_mib,
+            secure_cookies,
+        ),
+        Some(Cmd::User { what }) => dashboard::user(what),
+        Some(Cmd::Cohort { what }) => dashboard::cohort(what),
+        Some(Cmd::Station { what }) => dashboard::station(what),
+        Some(Cmd::Import {
+            logs,
+            resident,
+            db,
+            data_dir,
+        }) => dashboard::import(&logs, &resident, db.db.as_deref(), data_dir),
+        Some(Cmd::Upload {
+            log,
+            to,
+            resident,
+            token,
+            chunk_bytes,
+            retries,
+            json,
+        }) => dashboard::upload(&log, &to, &resident, &token, chunk_bytes, retries, json),
         Some(Cmd::Log { path, json }) => {
             let log = SessionLog::open(&path)?;
             let summary = haptwin::session::log::summarize(&log);
@@ -1152,10 +1356,30 @@ fn run_demo_cmd(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let report = demo::run_demo(&opts, interrupt).context("the demo failed")?;
+    let stored = if args.no_store {
+        None
+    } else {
+        Some(dashboard::store_demo(&report.log_path, args.db.as_deref()))
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(s) = &stored {
+            v["store"] = match s {
+                Ok((id, target)) => serde_json::json!({"session_id": id, "db": target}),
+                Err(e) => serde_json::json!({"error": format!("{e:#}")}),
+            };
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print_demo("demo", &report);
+        match &stored {
+            Some(Ok((id, target))) => println!(
+                "  dashboard: stored as session {id} (the demo resident's) in {target}; \
+                 see it with `haptwin serve`"
+            ),
+            Some(Err(e)) => eprintln!("haptwin demo: not stored for the dashboard: {e:#}"),
+            None => {}
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -104,11 +104,12 @@ pub fn build_report(log: &SessionLog, card: &ScoreCard, snapshots: &[ReportSnaps
     out
 }
 
-/// The report's force, path and speed plots (inline SVG in `<section>`s), alone: the dashboard's
-/// session page shows them beside its own tables.
+/// The report's force, path and speed plots and its benchmark chart (inline SVG in
+/// `<section>`s), alone: the dashboard's session page shows them beside its own tables.
 pub fn plots_html(log: &SessionLog, card: &ScoreCard) -> String {
     let mut out = String::with_capacity(48 * 1024);
     plot_sections(&mut out, log, card);
+    benchmark_section(&mut out, card);
     out
 }
 
@@ -254,7 +255,8 @@ fn shown(value: f64, unit: &str) -> (f64, String) {
     }
 }
 
-fn with_unit(value: f64, unit: &str) -> String {
+/// `value` in `unit` as the report shows it (lengths in millimetres, about four digits).
+pub fn with_unit(value: f64, unit: &str) -> String {
     let (v, u) = shown(value, unit);
     if u.is_empty() {
         fmt_num(v)

@@ -238,7 +238,7 @@ pub fn score_with_frames(
     let mut events = Vec::new();
     let report = replay(&mut setup, log, &ReplayOptions::default(), |rec, got| {
         let i = rec.tick - first;
-        if i % tool_every == 0 {
+        if i.is_multiple_of(tool_every) {
             let f = got.force_out_in_world_n;
             let f_n = (f[0] * f[0] + f[1] * f[1] + f[2] * f[2]).sqrt();
             tool.push(serde_json::json!([
@@ -257,7 +257,7 @@ pub fn score_with_frames(
         if ev != 0 && events.len() < 2000 {
             events.push(serde_json::json!([i as f64 * dt_s, ev]));
         }
-        if i % tissue_every == 0 || i as usize == n - 1 {
+        if i.is_multiple_of(tissue_every) || i as usize == n - 1 {
             subscriber.update();
             let snap = subscriber.read();
             if revision != Some(snap.surface_revision) {
