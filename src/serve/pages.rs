@@ -530,6 +530,15 @@ fn session_page(app: &App, req: &Req, id: i64) -> Answer {
             r.ticks, r.mismatches
         );
     }
+    if let Some(r) = app.store.readiness(&s)? {
+        let _ = write!(
+            body,
+            "<p class=\"readiness\" id=\"readiness\">Readiness against {}'s own earlier warm-ups: \
+             <strong>{}</strong></p>",
+            esc(&sum.resident_name),
+            esc(&r.summary)
+        );
+    }
     body.push_str("</section>\n<section id=\"metrics\"><h2>Metrics against the benchmark</h2>\n");
     body.push_str(
         "<table class=\"metrics\">\n<thead><tr><th>Metric</th><th>Value</th><th>Benchmark bound</th><th></th></tr></thead>\n<tbody>\n",

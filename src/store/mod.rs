@@ -1161,6 +1161,35 @@ impl Store {
         Ok(progress_of(&self.sessions_of(resident_id, None)?))
     }
 
+    /// For a warm-up session: the resident's readiness that day against their own earlier
+    /// warm-ups in the store (`None` for other scenarios).
+    pub fn readiness(
+        &self,
+        session: &SessionDetail,
+    ) -> Result<Option<crate::score::benchmark::Readiness>, StoreError> {
+        if session.summary.scenario != "warmup" {
+            return Ok(None);
+        }
+        let earlier: Vec<i64> = self
+            .sessions_of(session.summary.resident_id, Some("warmup"))?
+            .iter()
+            .filter(|s| {
+                (s.started_unix_s, s.id) < (session.summary.started_unix_s, session.summary.id)
+            })
+            .map(|s| s.id)
+            .collect();
+        let mut history = Vec::with_capacity(earlier.len());
+        for id in earlier {
+            if let Some(d) = self.session(id)? {
+                history.push(d.card);
+            }
+        }
+        Ok(Some(crate::score::benchmark::readiness(
+            &session.card,
+            &history,
+        )))
+    }
+
     // ---- ratings -------------------------------------------------------------------------
 
     /// Stores an instructor's rating of a session; its id. Every item of the scale needs a

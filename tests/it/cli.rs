@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use haptwin::session::SessionLog;
 
 fn haptwin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_haptwin"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_haptwin"));
+    c.env("XDG_DATA_HOME", crate::test_data_home())
+        .env_remove("HAPTWIN_DB");
+    c
 }
 
 fn json_of(out: &Output) -> serde_json::Value {
@@ -133,6 +136,27 @@ fn demo_json_has_the_promised_fields_and_outputs() {
         "the probe should feel the tissue"
     );
     assert_eq!(j["final_force_n"], serde_json::json!([0.0, 0.0, 0.0]));
+    // The demo recorded itself into the embedded store for the dashboard, as the demo
+    // resident's, in the Demo cohort.
+    let id = j["store"]["session_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("not stored: {}", j["store"]));
+    let db = crate::test_data_home().join("haptwin/haptwin.db");
+    assert_eq!(j["store"]["db"], db.display().to_string());
+    let store = haptwin::store::Store::open(&haptwin::store::Target::Sqlite(db), 1).unwrap();
+    let s = store
+        .session(id)
+        .unwrap()
+        .expect("the demo's session is in the store");
+    assert_eq!(s.summary.scenario, "palpation");
+    assert_eq!(s.summary.resident_name, "Demo Resident");
+    assert!(s.has_replay && !s.card.metrics.is_empty());
+    let demo_cohort = store.cohort_by_name("Demo cohort").unwrap().unwrap();
+    assert!(store
+        .cohort_residents(demo_cohort.id)
+        .unwrap()
+        .iter()
+        .any(|u| u.id == s.summary.resident_id));
     // CI installs lavapipe (scripts/install-deps.sh): rendering must have happened.
     assert_eq!(
         j["render"]["status"], "rendered",
@@ -405,6 +429,7 @@ fn no_arguments_runs_the_demo_and_says_where_outputs_went() {
     assert!(text.contains("score (palpation):"), "{text}");
     assert!(text.contains("PASS against palpation"), "{text}");
     assert!(text.contains("out/demo/report.html"), "{text}");
+    assert!(text.contains("dashboard: stored as session"), "{text}");
     for f in ["session.htlog", "score.json", "report.html"] {
         assert!(dir.path().join("out/demo").join(f).exists(), "{f}");
     }

@@ -79,6 +79,8 @@ fn kill_trial(trial: usize, delay: Duration, out: &Path) -> Outcome {
     let run_dir = out.join("run");
     let spawned = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_haptwin"))
+        .env("XDG_DATA_HOME", crate::test_data_home())
+        .env_remove("HAPTWIN_DB")
         .args([
             "demo",
             "--no-render",

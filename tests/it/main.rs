@@ -27,3 +27,12 @@ mod twin_segment;
 mod twin_surface;
 mod window;
 mod xr;
+
+/// A data folder for the binary's `demo` runs (`XDG_DATA_HOME`), so the tests' demos record into
+/// a store of their own, never the user's; one per test binary, removed when the process ends
+/// (it is a temp dir the OS cleans; the tests only add to it).
+pub fn test_data_home() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("a temp dir for the tests' data home"))
+        .path()
+}

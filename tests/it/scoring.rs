@@ -372,6 +372,8 @@ fn shipped_benchmarks_cover_their_scenarios() {
 /// Runs the haptwin binary with `args`.
 fn haptwin(args: &[&std::ffi::OsStr]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_haptwin"))
+        .env("XDG_DATA_HOME", crate::test_data_home())
+        .env_remove("HAPTWIN_DB")
         .args(args)
         .output()
         .unwrap()

@@ -11,7 +11,10 @@ use haptwin::twin::format::Twin;
 use haptwin::twin::tets::TetOptions;
 
 fn haptwin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_haptwin"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_haptwin"));
+    c.env("XDG_DATA_HOME", crate::test_data_home())
+        .env_remove("HAPTWIN_DB");
+    c
 }
 
 fn small() -> Twin {

@@ -14,7 +14,10 @@ use serde_json::Value;
 
 fn haptwin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_haptwin"));
-    c.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+    c.env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("HAPTWIN_DB")
+        .env("XDG_DATA_HOME", crate::test_data_home());
     c
 }
 
