@@ -209,6 +209,17 @@ pub fn score_session(
             });
         }
     }
+    card_of(log, scenario, metrics, landmarks, replay)
+}
+
+/// A card for `log` in `scenario` with these metrics and landmarks, not yet judged.
+fn card_of(
+    log: &SessionLog,
+    scenario: &Scenario,
+    metrics: Vec<MetricValue>,
+    landmarks: Vec<card::Landmark>,
+    replay: Option<ReplayCheck>,
+) -> ScoreCard {
     ScoreCard {
         scenario: scenario.name.clone(),
         case_id: log.header.case_id.clone(),
@@ -251,22 +262,13 @@ fn scenario_metrics(scenario: &Scenario, values: &[(String, f64)]) -> Vec<Metric
 /// outcome (a twin this machine does not have): the outcome metrics are left out.
 pub fn score_motion_force(log: &SessionLog, scenario: &Scenario) -> ScoreCard {
     let values = motion_force(log, scenario.safe_force_n);
-    let metrics = scenario_metrics(scenario, &values);
-    ScoreCard {
-        scenario: scenario.name.clone(),
-        case_id: log.header.case_id.clone(),
-        software_version: log.header.software_version.clone(),
-        started_unix_s: log.header.started_unix_s,
-        duration_s: log.records.len() as f64 * log.header.dt_s,
-        safe_force_n: scenario.safe_force_n,
-        metrics,
-        landmarks: Vec::new(),
-        benchmark: None,
-        passed: None,
-        failed_metrics: Vec::new(),
-        log_complete: log.end.is_some() && log.damage.is_none(),
-        replay: None,
-    }
+    card_of(
+        log,
+        scenario,
+        scenario_metrics(scenario, &values),
+        Vec::new(),
+        None,
+    )
 }
 
 /// The scenario a log was recorded in (its header's name), or `None` when it names none this
@@ -286,13 +288,25 @@ pub fn score_log(
     }
     let mut setup = ReplaySetup::from_log(log)?;
     let report = replay(&mut setup, log, &ReplayOptions::default(), |_, _| {});
+    let card = score_replayed(log, scenario, &setup, &report);
+    Ok((card, report))
+}
+
+/// Scores `log` after it was replayed on `setup` (the tissue as the replay left it), with the
+/// replay's check.
+pub fn score_replayed(
+    log: &SessionLog,
+    scenario: &Scenario,
+    setup: &ReplaySetup,
+    report: &ReplayReport,
+) -> ScoreCard {
     let check = ReplayCheck {
         ticks: report.ticks,
         compared: report.compared,
         mismatches: report.mismatches,
         first_mismatch_tick: report.first_divergence.as_ref().map(|d| d.tick),
     };
-    let card = score_session(
+    score_session(
         log,
         scenario,
         &setup.case.tissue,
@@ -300,6 +314,5 @@ pub fn score_log(
         &setup.geometry,
         setup.core.tissue(),
         Some(check),
-    );
-    Ok((card, report))
+    )
 }

@@ -175,17 +175,30 @@ fn proficiency_badge(p: &Progress) -> String {
     }
 }
 
+/// Opens a table with a header row.
+fn table_open(out: &mut String, class: &str, headers: &[&str]) {
+    let _ = write!(out, "<table class=\"{class}\">\n<thead><tr>");
+    for h in headers {
+        let _ = write!(out, "<th>{}</th>", esc(h));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+}
+
 fn sessions_table(out: &mut String, sessions: &[SessionSummary], with_resident: bool) {
     if sessions.is_empty() {
         out.push_str("<p class=\"empty\">No sessions yet.</p>\n");
         return;
     }
-    out.push_str("<table class=\"sessions\">\n<thead><tr><th>Started (UTC)</th>");
-    if with_resident {
-        out.push_str("<th>Resident</th>");
-    }
-    out.push_str(
-        "<th>Scenario</th><th>Case</th><th>Duration</th><th>Benchmark</th><th>Score</th></tr></thead>\n<tbody>\n",
+    let resident: &[&str] = if with_resident { &["Resident"] } else { &[] };
+    table_open(
+        out,
+        "sessions",
+        &[
+            &["Started (UTC)"],
+            resident,
+            &["Scenario", "Case", "Duration", "Benchmark", "Score"],
+        ]
+        .concat(),
     );
     for s in sessions {
         let _ = write!(
@@ -225,12 +238,22 @@ fn progress_table(out: &mut String, progress: &[Progress], with_resident: bool) 
         out.push_str("<p class=\"empty\">No sessions yet.</p>\n");
         return;
     }
-    out.push_str("<table class=\"progress\">\n<thead><tr>");
-    if with_resident {
-        out.push_str("<th>Resident</th>");
-    }
-    out.push_str(
-        "<th>Scenario</th><th>Sessions</th><th>Proficiency</th><th>Last</th><th>Best</th><th>Trend</th></tr></thead>\n<tbody>\n",
+    let resident: &[&str] = if with_resident { &["Resident"] } else { &[] };
+    table_open(
+        out,
+        "progress",
+        &[
+            resident,
+            &[
+                "Scenario",
+                "Sessions",
+                "Proficiency",
+                "Last",
+                "Best",
+                "Trend",
+            ],
+        ]
+        .concat(),
     );
     for p in progress {
         out.push_str("<tr>");

@@ -274,21 +274,7 @@ pub fn score_with_frames(
             frames.push(serde_json::json!({"t": i as f64 * dt_s, "d": delta}));
         }
     });
-    let check = score::card::ReplayCheck {
-        ticks: report.ticks,
-        compared: report.compared,
-        mismatches: report.mismatches,
-        first_mismatch_tick: report.first_divergence.as_ref().map(|d| d.tick),
-    };
-    let card = score::score_session(
-        log,
-        scenario,
-        &setup.case.tissue,
-        &setup.case.tet_labels,
-        &setup.geometry,
-        setup.core.tissue(),
-        Some(check),
-    );
+    let card = score::score_replayed(log, scenario, &setup, &report);
     let rest_units: Vec<i64> = rest
         .iter()
         .flat_map(|p| [0, 1, 2].map(|k| units(f64::from(p[k]))))

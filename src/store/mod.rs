@@ -127,15 +127,29 @@ impl Role {
 impl std::str::FromStr for Role {
     type Err = StoreError;
     fn from_str(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "resident" => Ok(Role::Resident),
-            "instructor" => Ok(Role::Instructor),
-            "admin" => Ok(Role::Admin),
-            _ => Err(StoreError::Invalid(format!(
-                "role {s:?}: expected resident, instructor or admin"
-            ))),
-        }
+        named(
+            s,
+            &[Role::Resident, Role::Instructor, Role::Admin],
+            Role::as_str,
+            "role",
+        )
     }
+}
+
+/// The one of `all` whose name is `s`, or an error listing the names.
+fn named<T: Copy>(
+    s: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &str,
+) -> Result<T, StoreError> {
+    all.iter().copied().find(|x| name(*x) == s).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|x| name(*x)).collect();
+        StoreError::Invalid(format!(
+            "{what} {s:?}: expected one of {}",
+            names.join(", ")
+        ))
+    })
 }
 
 /// An account.
@@ -303,13 +317,12 @@ impl Scale {
 impl std::str::FromStr for Scale {
     type Err = StoreError;
     fn from_str(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "osats" => Ok(Scale::Osats),
-            "goals" => Ok(Scale::Goals),
-            _ => Err(StoreError::Invalid(format!(
-                "rating scale {s:?}: expected osats or goals"
-            ))),
-        }
+        named(
+            s,
+            &[Scale::Osats, Scale::Goals],
+            Scale::as_str,
+            "rating scale",
+        )
     }
 }
 
