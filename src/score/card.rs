@@ -49,7 +49,8 @@ pub struct MetricValue {
     pub label: String,
     /// Unit as printed (`m`, `N`, `s`, `%`, or empty for counts and ratios).
     pub unit: String,
-    /// The session's value.
+    /// The session's value (NaN when it could not be measured; JSON `null`).
+    #[serde(deserialize_with = "f64_or_nan")]
     pub value: f64,
     /// Which way is better.
     pub better: Better,
@@ -119,4 +120,9 @@ impl ScoreCard {
     pub fn metric(&self, key: &str) -> Option<&MetricValue> {
         self.metrics.iter().find(|m| m.key == key)
     }
+}
+
+/// Reads a number, or `null` (what JSON makes of a NaN or an infinity) as NaN.
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }

@@ -388,6 +388,14 @@ impl Conn {
         matches!(self, Conn::Postgres { .. })
     }
 
+    /// Whether the connection is closed (a PostgreSQL server restarted or dropped it).
+    pub fn is_broken(&self) -> bool {
+        match self {
+            Conn::Sqlite { .. } => false,
+            Conn::Postgres { client, .. } => client.is_closed(),
+        }
+    }
+
     fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> DbError + '_ {
         move |source| DbError::Sqlite {
             path: path.to_path_buf(),
@@ -486,7 +494,9 @@ impl Conn {
         Ok(self.query(sql, params)?.into_iter().next())
     }
 
-    /// Runs `f` in a transaction: committed when it returns `Ok`, rolled back otherwise.
+    /// Runs `f` in a transaction: committed when it returns `Ok`, rolled back otherwise (also
+    /// when `f` panics or the commit fails), so the connection never goes back to its pool
+    /// inside a transaction.
     pub fn transaction<T, E: From<DbError>>(
         &mut self,
         f: impl FnOnce(&mut Conn) -> Result<T, E>,
@@ -496,14 +506,23 @@ impl Conn {
         } else {
             "BEGIN IMMEDIATE"
         })?;
-        match f(self) {
-            Ok(v) => {
-                self.batch("COMMIT")?;
-                Ok(v)
-            }
-            Err(e) => {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        match result {
+            Ok(Ok(v)) => match self.batch("COMMIT") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    // A failed COMMIT can leave SQLite's transaction open.
+                    let _ = self.batch("ROLLBACK");
+                    Err(e.into())
+                }
+            },
+            Ok(Err(e)) => {
                 let _ = self.batch("ROLLBACK");
                 Err(e)
+            }
+            Err(panic) => {
+                let _ = self.batch("ROLLBACK");
+                std::panic::resume_unwind(panic)
             }
         }
     }
@@ -576,7 +595,14 @@ impl Pool {
     pub fn get(&self) -> PooledConn<'_> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(conn) = idle.pop() {
+            if let Some(mut conn) = idle.pop() {
+                if conn.is_broken() {
+                    // A server restart closed it: open a fresh one (outside the lock would be
+                    // nicer, but this is rare); if that fails too, the broken one reports why.
+                    if let Ok(fresh) = Conn::open(&self.target) {
+                        conn = fresh;
+                    }
+                }
                 return PooledConn {
                     pool: self,
                     conn: Some(conn),

@@ -107,6 +107,10 @@ pub fn ingest_bytes(
             });
         }
     }
+    // A log stored before (a station retrying) is not scored again.
+    if let Some(id) = store.session_by_digest(&digest)? {
+        return Ok(id);
+    }
     let session = prepare(store, path, bytes, &digest, target)?;
     Ok(store.insert_session(&session)?)
 }

@@ -969,14 +969,17 @@ impl Store {
         let card_json =
             serde_json::to_string(&s.card).map_err(|e| StoreError::Invalid(e.to_string()))?;
         c.transaction(|c| -> Result<i64, StoreError> {
-            let id = c
+            // The same log stored meanwhile through another connection (a station retrying its
+            // upload): keep the first, return its id.
+            let inserted = c
                 .query_one(
                     "INSERT INTO sessions (resident_id, station_id, scenario, case_pseudonym, \
                      instrument, device, software_version, started_unix_s, duration_s, \
                      stored_unix_s, log_path, log_sha256, log_bytes, log_complete, benchmark, \
                      passed, metrics_within, metrics_total, score, note, card_json, plots_html, \
                      replay_gz) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                     $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) RETURNING id",
+                     $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
+                     ON CONFLICT (log_sha256) DO NOTHING RETURNING id",
                     &[
                         s.resident_id.into(),
                         s.station_id.into(),
@@ -1003,7 +1006,15 @@ impl Store {
                         s.replay_gz.clone().into(),
                     ],
                 )?
-                .map_or(0, |r| r.i64(0));
+                .map(|r| r.i64(0));
+            let Some(id) = inserted else {
+                return Ok(c
+                    .query_one(
+                        "SELECT id FROM sessions WHERE log_sha256 = $1",
+                        &[s.log_sha256.clone().into()],
+                    )?
+                    .map_or(0, |r| r.i64(0)));
+            };
             for m in &s.card.metrics {
                 c.execute(
                     "INSERT INTO session_metrics (session_id, key, value, within) \
@@ -1051,6 +1062,18 @@ impl Store {
             has_replay: r.opt_bool(21).unwrap_or(false),
             station: r.opt_text(22),
         }))
+    }
+
+    /// The session whose log has SHA-256 `digest`, if stored.
+    pub fn session_by_digest(&self, digest: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .pool
+            .get()
+            .query_one(
+                "SELECT id FROM sessions WHERE log_sha256 = $1",
+                &[digest.into()],
+            )?
+            .map(|r| r.i64(0)))
     }
 
     /// The stored plots of session `id`.
@@ -1130,12 +1153,14 @@ impl Store {
             .collect())
     }
 
-    /// Every session `user` may see, newest first, at most `limit`.
+    /// Every session `user` may see, newest first, at most `limit` (none when negative).
     pub fn sessions_visible_to(
         &self,
         user: &User,
         limit: i64,
     ) -> Result<Vec<SessionSummary>, StoreError> {
+        // SQLite reads a negative LIMIT as none, PostgreSQL refuses it.
+        let limit = limit.max(0);
         let (filter, params): (&str, Vec<Value>) = match user.role {
             Role::Admin => ("", vec![limit.into()]),
             Role::Resident => (
@@ -1237,6 +1262,11 @@ impl Store {
                 "rating: {k:?} is not an item of {}",
                 scale.as_str()
             )));
+        }
+        if items.len() != ordered.len() {
+            return Err(StoreError::Invalid(
+                "rating: an item is scored more than once".into(),
+            ));
         }
         if comment.len() > 4000 {
             return Err(StoreError::Invalid(

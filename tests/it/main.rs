@@ -18,6 +18,7 @@ mod score_export;
 mod score_report;
 mod scoring;
 mod session_log;
+mod store;
 mod tissue;
 mod twin;
 mod twin_dicom;
