@@ -126,3 +126,27 @@ impl ScoreCard {
 fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_metric_that_could_not_be_measured_reads_back_as_nan() {
+        let m = MetricValue {
+            key: "ldlj".into(),
+            label: "Smoothness".into(),
+            unit: String::new(),
+            value: f64::NAN,
+            better: Better::Higher,
+            benchmark: None,
+            within: None,
+        };
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains("\"value\":null"), "{json}");
+        let back: MetricValue = serde_json::from_str(&json).unwrap();
+        assert!(back.value.is_nan());
+        let finite: MetricValue = serde_json::from_str(&json.replace("null", "-12.5")).unwrap();
+        assert_eq!(finite.value, -12.5);
+    }
+}
