@@ -146,7 +146,8 @@ mod tests {
         assert!(json.contains("\"value\":null"), "{json}");
         let back: MetricValue = serde_json::from_str(&json).unwrap();
         assert!(back.value.is_nan());
-        let finite: MetricValue = serde_json::from_str(&json.replace("null", "-12.5")).unwrap();
+        let finite: MetricValue =
+            serde_json::from_str(&json.replace("\"value\":null", "\"value\":-12.5")).unwrap();
         assert_eq!(finite.value, -12.5);
     }
 }
