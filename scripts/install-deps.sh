@@ -13,7 +13,9 @@
 #     its pixels), and the X11 client libraries winit loads at run time (Xlib, Xlib-xcb,
 #     Xcursor, Xi, Xrandr, xkbcommon-x11);
 #   - a real browser, Chromium (headless), for the session report test (tests/it/score_report.rs)
-#     and the dashboard's tests;
+#     and the dashboard's tests, and chromium-driver (chromedriver, the same version as
+#     Chromium), through which the dashboard's browser tests (tests/it/dashboard_browser.rs)
+#     drive it over WebDriver;
 #   - PostgreSQL 15 (Debian's `postgresql`, without its recommends: sysstat, logrotate,
 #     e2fsprogs) for the store's tests on PostgreSQL (tests/it/store.rs; scripts/pg-start.sh
 #     starts the cluster 15/main that the package creates, and makes the test role and database).
@@ -50,7 +52,7 @@ $SUDO apt-get install -y -qq --no-install-recommends busybox-static cpio gcc lib
     xz-utils >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends xvfb xauth xdotool x11-apps libx11-6 \
     libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0 >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 
-echo "install-deps: lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers), validation layers $(dpkg-query -W -f='${Version}' vulkan-validationlayers), qemu $(dpkg-query -W -f='${Version}' qemu-system-x86), Xvfb $(dpkg-query -W -f='${Version}' xvfb), Chromium $(dpkg-query -W -f='${Version}' chromium), PostgreSQL $(dpkg-query -W -f='${Version}' postgresql)"
+echo "install-deps: lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers), validation layers $(dpkg-query -W -f='${Version}' vulkan-validationlayers), qemu $(dpkg-query -W -f='${Version}' qemu-system-x86), Xvfb $(dpkg-query -W -f='${Version}' xvfb), Chromium $(dpkg-query -W -f='${Version}' chromium), chromedriver $(dpkg-query -W -f='${Version}' chromium-driver), PostgreSQL $(dpkg-query -W -f='${Version}' postgresql)"

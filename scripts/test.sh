@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian 12 machine:
 #   1. installs what the tests need (Mesa lavapipe, Vulkan loader and validation layers,
 #      spirv-tools, qemu, a static busybox and cpio for the VM test, Xvfb and friends for the
-#      window test, Chromium, PostgreSQL) with scripts/install-deps.sh when something is missing;
+#      window test, Chromium and chromedriver, PostgreSQL) with scripts/install-deps.sh when
+#      something is missing;
 #   2. fetches the real imaging volumes the twin tests use (scripts/fetch-test-data.sh);
 #   3. starts the local PostgreSQL cluster and its test role and database
 #      (scripts/pg-start.sh), so the store's tests run on PostgreSQL as well as on SQLite
@@ -13,6 +14,7 @@
 #   6. runs the OpenXR end-to-end tests under Monado 25 in a Debian trixie chroot
 #      (scripts/xr-test.sh; the chroot is built once and cached in /var/cache/haptwin), and
 #      prints the totals of all on the last line. The run fails if any part fails.
+# The dashboard's browser tests keep their screenshots in target/test-artifacts/dashboard/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,7 @@ if [ ! -f /usr/share/vulkan/icd.d/lvp_icd.json ] \
     || ! command -v xwd >/dev/null || ! command -v chromium >/dev/null \
     || ! command -v pg_ctlcluster >/dev/null \
     || ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null \
+    || ! command -v chromedriver >/dev/null \
     || [ "$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null)" != "install ok installed" ]; then
     bash scripts/install-deps.sh
 fi
@@ -39,6 +42,9 @@ fi
 # the tests that need it.
 bash scripts/fetch-test-data.sh
 export HAPTWIN_REQUIRE_TEST_DATA=1
+# The dashboard's browser tests (headless Chromium over chromedriver) fail, not skip, without
+# the browser.
+export HAPTWIN_REQUIRE_BROWSER=1
 
 # The PostgreSQL the store's tests use besides SQLite (each test makes and drops a schema of its
 # own in haptwin_test). A server that cannot be started fails the run here.

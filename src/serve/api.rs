@@ -363,6 +363,8 @@ fn upload_state(app: &App, req: &Req, id: &str) -> Answer {
 fn upload_put(app: &App, req: &Req, id: &str) -> Answer {
     let st = station(app, req)?;
     let id = valid_upload_id(id)?;
+    // A chunk whose connection dropped may still be being written: take turns with it.
+    let _turn = app.lock_upload(id);
     let u = app.store.upload(&st, id)?.ok_or(Fail::NotFound)?;
     if u.session_id.is_some() {
         return Err(Fail::Conflict("upload: already finished".into()));
@@ -412,6 +414,9 @@ fn upload_put(app: &App, req: &Req, id: &str) -> Answer {
 fn upload_finish(app: &App, req: &Req, id: &str) -> Answer {
     let st = station(app, req)?;
     let id = valid_upload_id(id)?;
+    // A finish asked again (its answer lost or late) waits for the first and answers its
+    // session.
+    let _turn = app.lock_upload(id);
     let u = app.store.upload(&st, id)?.ok_or(Fail::NotFound)?;
     if let Some(sid) = u.session_id {
         return Ok(Resp::json(200, &serde_json::json!({"session_id": sid})));
@@ -439,6 +444,7 @@ fn upload_finish(app: &App, req: &Req, id: &str) -> Answer {
                 .with("Location", &format!("/sessions/{sid}")))
         }
         Err(IngestError::Store(e)) => Err(e.into()),
+        Err(e @ IngestError::OtherResident { .. }) => Err(Fail::Conflict(e.to_string())),
         Err(IngestError::Keep { path, source }) => Err(Fail::Internal(format!(
             "keeping {}: {source}",
             path.display()

@@ -6,7 +6,8 @@
 //! check and store it (`POST .../finish`). When a request fails on the way (connection refused,
 //! reset, timed out, a 5xx), the client waits (0.5 s, doubling, at most 8 s), asks the server how
 //! much has arrived (`GET /api/uploads/{id}`) and goes on from there; a 409 on a chunk carries
-//! the right offset too. A 4xx other than 409 is final: the answer's message is the error.
+//! the right offset too. A 4xx other than 409 is final: the answer's message is the error. A
+//! chunk that fails `retries` times in a row (each time resumed as above) ends the upload.
 //! The log on the station is only read, never changed.
 
 use std::path::{Path, PathBuf};
@@ -222,18 +223,36 @@ pub fn upload_log(path: &Path, opts: &UploadOptions) -> Result<UploadReport, Upl
 
     let mut offset = 0usize;
     let chunk = opts.chunk_bytes.max(1);
+    // Chunk requests in a row that did not get a chunk in: as many as `tries`, then give up
+    // (a server that answers every chunk with a 5xx would otherwise be asked forever).
+    let mut stalled = 0u32;
     while offset < bytes.len() {
         let end = (offset + chunk).min(bytes.len());
         let url = format!("{upload_url}?offset={offset}");
         chunks_sent += 1;
-        match request(
+        let answer = request(
             &agent,
             "PUT",
             &url,
             &opts.token,
             Some(("application/octet-stream", &bytes[offset..end])),
-        ) {
+        );
+        if !matches!(answer, Try::Answer(200, _)) {
+            stalled += 1;
+            if stalled >= tries {
+                return Err(UploadError::Unreachable {
+                    url,
+                    tries: stalled,
+                    last: match &answer {
+                        Try::Answer(s, v) => format!("{s}: {}", v["error"].as_str().unwrap_or("")),
+                        Try::Failed(e) => e.clone(),
+                    },
+                });
+            }
+        }
+        match answer {
             Try::Answer(200, v) => {
+                stalled = 0;
                 offset = v["received_bytes"].as_u64().unwrap_or(end as u64) as usize;
             }
             Try::Answer(409, v) if v["received_bytes"].is_u64() => {
@@ -242,9 +261,14 @@ pub fn upload_log(path: &Path, opts: &UploadOptions) -> Result<UploadReport, Upl
             }
             Try::Answer(s, v) if s < 500 => return Err(refused(&url, s, &v)),
             Try::Answer(..) | Try::Failed(_) => {
-                // Ask how much arrived, with retries (the server may be restarting).
+                // Ask how much arrived, with retries (the server may be restarting); wait
+                // longer each time in a row.
                 resumes += 1;
-                std::thread::sleep(opts.first_backoff);
+                let wait = opts
+                    .first_backoff
+                    .saturating_mul(1 << (stalled - 1).min(16))
+                    .min(Duration::from_secs(8).max(opts.first_backoff));
+                std::thread::sleep(wait);
                 let (s, v) = with_retries("GET", &upload_url, None)?;
                 if s != 200 {
                     return Err(refused(&upload_url, s, &v));

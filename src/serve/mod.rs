@@ -19,7 +19,9 @@
 //! - Stations upload with `Authorization: Bearer <station token>`; an upload is limited in size
 //!   and stored only once its SHA-256 and log checks pass ([`crate::store::ingest`]).
 //! - Pages are served with a strict Content-Security-Policy (no inline script), `nosniff`,
-//!   `DENY` framing and no referrer.
+//!   `DENY` framing and no referrer to other sites (`Referrer-Policy: same-origin`: under
+//!   `no-referrer` a browser sends `Origin: null` on the dashboard's own form posts, which the
+//!   origin check above must refuse).
 
 pub mod api;
 pub mod client;
@@ -308,12 +310,18 @@ pub struct App {
     /// The configuration.
     pub cfg: ServeConfig,
     limiter: Mutex<Limiter>,
+    /// Locks taken by an upload's id, so that its check-then-write steps (a chunk, the finish)
+    /// run one at a time even when a request is sent again while the first copy is still
+    /// being handled.
+    upload_locks: Vec<Mutex<()>>,
 }
 
 /// Largest body of a request other than an upload chunk.
 const MAX_BODY: u64 = 64 * 1024;
 /// Largest upload chunk.
 pub const MAX_CHUNK: u64 = 8 << 20;
+/// Upload locks (uploads share them by their id's hash).
+const UPLOAD_LOCKS: usize = 64;
 
 impl App {
     /// The dashboard over `store`.
@@ -322,7 +330,18 @@ impl App {
             store,
             cfg,
             limiter: Mutex::new(Limiter::default()),
+            upload_locks: (0..UPLOAD_LOCKS).map(|_| Mutex::new(())).collect(),
         }
+    }
+
+    /// Holds the lock of upload `id` until the guard is dropped.
+    pub fn lock_upload(&self, id: &str) -> std::sync::MutexGuard<'_, ()> {
+        let h = id.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        self.upload_locks[h % self.upload_locks.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The logged-in user of `req`, if any.
@@ -450,7 +469,9 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
     ),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    // Not `no-referrer`: under it browsers send `Origin: null` with the dashboard's own form
+    // posts (login, logout, ratings), and `check_origin` refuses them all.
+    ("Referrer-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
 ];
 
@@ -683,7 +704,11 @@ pub fn session_access(app: &App, login: &Login, id: i64) -> Result<(), Fail> {
 
 /// Checks that `login` may see resident `id`.
 pub fn resident_access(app: &App, login: &Login, id: i64) -> Result<User, Fail> {
-    let user = app.store.user(id)?.ok_or(Fail::NotFound)?;
+    let user = app
+        .store
+        .user(id)?
+        .filter(|u| u.role == crate::store::Role::Resident)
+        .ok_or(Fail::NotFound)?;
     if app.store.can_view_resident(&login.user, id)? {
         Ok(user)
     } else {

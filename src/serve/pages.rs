@@ -54,7 +54,7 @@ pub fn route(app: &App, req: &Req) -> Answer {
         ("GET", ["export", "xapi.json"]) => api::export_xapi(app, req),
         (
             _,
-            ["static", _]
+            ["static", "dashboard.css" | "replay.js"]
             | ["login"]
             | ["logout"]
             | [""]
@@ -62,7 +62,7 @@ pub fn route(app: &App, req: &Req) -> Answer {
             | ["residents", _]
             | ["sessions", _]
             | ["sessions", _, "rating" | "log"]
-            | ["export", _],
+            | ["export", "sessions.csv" | "xapi.json"],
         ) => Err(Fail::Method),
         _ => Err(Fail::NotFound),
     }

@@ -63,6 +63,14 @@ pub enum IngestError {
         /// Its scenario.
         scenario: String,
     },
+    /// This log is already stored as another resident's session.
+    #[error("{path}: this log is already stored as session {session_id}, another resident's")]
+    OtherResident {
+        /// The log.
+        path: PathBuf,
+        /// The session it is stored as.
+        session_id: i64,
+    },
     /// The log could not be kept on disk.
     #[error("cannot keep the log at {path}: {source}")]
     Keep {
@@ -108,7 +116,13 @@ pub fn ingest_bytes(
         }
     }
     // A log stored before (a station retrying) is not scored again.
-    if let Some(id) = store.session_by_digest(&digest)? {
+    if let Some((id, resident)) = store.session_by_digest(&digest)? {
+        if resident != target.resident_id {
+            return Err(IngestError::OtherResident {
+                path: path.to_path_buf(),
+                session_id: id,
+            });
+        }
         return Ok(id);
     }
     let session = prepare(store, path, bytes, &digest, target)?;

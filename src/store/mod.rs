@@ -761,7 +761,9 @@ impl Store {
     /// Whether `user` may see the resident `resident_id`'s sessions.
     pub fn can_view_resident(&self, user: &User, resident_id: i64) -> Result<bool, StoreError> {
         Ok(match user.role {
-            Role::Admin => self.user(resident_id)?.is_some(),
+            Role::Admin => self
+                .user(resident_id)?
+                .is_some_and(|u| u.role == Role::Resident),
             Role::Resident => user.id == resident_id,
             Role::Instructor => self
                 .pool
@@ -1064,16 +1066,16 @@ impl Store {
         }))
     }
 
-    /// The session whose log has SHA-256 `digest`, if stored.
-    pub fn session_by_digest(&self, digest: &str) -> Result<Option<i64>, StoreError> {
+    /// The session whose log has SHA-256 `digest`, if stored: its id and resident.
+    pub fn session_by_digest(&self, digest: &str) -> Result<Option<(i64, i64)>, StoreError> {
         Ok(self
             .pool
             .get()
             .query_one(
-                "SELECT id FROM sessions WHERE log_sha256 = $1",
+                "SELECT id, resident_id FROM sessions WHERE log_sha256 = $1",
                 &[digest.into()],
             )?
-            .map(|r| r.i64(0)))
+            .map(|r| (r.i64(0), r.i64(1))))
     }
 
     /// The stored plots of session `id`.

@@ -7,6 +7,8 @@ mod alloc_counter;
 mod channels;
 mod cli;
 mod crash;
+mod dashboard;
+mod dashboard_browser;
 mod fuzz;
 mod generic_hid;
 mod haptics;
