@@ -17,6 +17,8 @@
 //! per ms raw, and about 1,000 tets per ms in the 10-substep configuration that stays accurate at
 //! tissue scale. The report gives both ratios.
 
+pub mod serve;
+
 use std::time::Instant;
 
 use nalgebra::Vector3;
@@ -27,6 +29,8 @@ use crate::tissue::scenes::{
     StretchResult,
 };
 use crate::tissue::{step, Material, SphereTool, StepParams, Tissue, TissueError};
+
+pub use serve::{bench_serve, ServeBenchError, ServeBenchOptions, ServeBenchReport};
 
 /// Cell side of the tissue-scale blocks, metres.
 pub const CELL_M: f64 = 0.005;

@@ -66,7 +66,7 @@ pub fn serve(
     max_upload_mib: u64,
     secure_cookies: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = open(db, workers.clamp(2, 16))?;
+    let store = open(db, serve::store_connections(workers))?;
     let data_dir = logs_root(&store, data)?;
     if !store.has_admin()? {
         let pw = random_hex(8)?;

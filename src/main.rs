@@ -539,6 +539,42 @@ enum BenchCmd {
         #[arg(long)]
         no_realtime: bool,
     },
+    /// Load-test the instructors' dashboard on loopback: a store with one cohort of residents
+    /// and their sessions (two recorded and ingested, copied across the residents), the server
+    /// on 127.0.0.1, concurrent clients logged in as the instructor reading session pages (most
+    /// requests), the cohort page, the home page and replays: requests per second, latency
+    /// percentiles by kind of request, errors (the goal: none).
+    Serve {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Concurrent clients, each with its own connection.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        clients: u32,
+        /// Seconds the clients send requests.
+        #[arg(long, default_value_t = 30.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// The server's worker threads.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+        workers: u32,
+        /// The store: a PostgreSQL URL (a scratch database: the run adds its users, cohort and
+        /// sessions and leaves them) instead of a fresh SQLite file in --out.
+        #[arg(long)]
+        db: Option<String>,
+        /// Residents in the cohort.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        residents: u32,
+        /// Sessions across them.
+        #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+        sessions: u32,
+        /// Where the recorded sessions, their kept logs and the SQLite file go (the SQLite
+        /// file is removed afterwards).
+        #[arg(long, default_value = "out/bench-serve")]
+        out: PathBuf,
+        /// Open the clients' connections all at once rather than one after another.
+        #[arg(long)]
+        connect_all_at_once: bool,
+    },
     /// Run the whole haptic loop (emulated WoodenHaptics I/O, tissue step, guard, recorder) and
     /// the bare timer loop, and report lateness and tick work side by side.
     Haptic {
@@ -943,6 +979,41 @@ fn run() -> anyhow::Result<ExitCode> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Bench {
+            what:
+                BenchCmd::Serve {
+                    json,
+                    clients,
+                    seconds,
+                    workers,
+                    db,
+                    residents,
+                    sessions,
+                    out,
+                    connect_all_at_once,
+                },
+        }) => {
+            let r = haptwin::bench::bench_serve(&haptwin::bench::ServeBenchOptions {
+                clients: clients as usize,
+                seconds,
+                workers: workers as usize,
+                db,
+                out_dir: out,
+                residents: residents as usize,
+                sessions: sessions as usize,
+                connect_all_at_once,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print_bench_serve(&r);
+            }
+            Ok(if r.errors == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Some(Cmd::Replay {
             log,
@@ -1856,6 +1927,94 @@ fn describe_realtime(status: &RealtimeStatus) -> String {
         }
         RealtimeStatus::NotRequested => "not requested".into(),
         other => format!("{other:?}"),
+    }
+}
+
+fn print_bench_serve(r: &haptwin::bench::ServeBenchReport) {
+    println!(
+        "haptwin bench serve: {} clients for {} s on loopback; {} workers, {} store ({} pooled \
+         connections); {} CPUs shared by clients and server",
+        r.clients, r.seconds, r.workers, r.store, r.pool_connections, r.cpus
+    );
+    println!(
+        "  store: 1 cohort, {} residents, {} sessions (set up and logged in in {:.1} s)",
+        r.residents, r.sessions, r.setup_s
+    );
+    if let Some(load) = r.load_average_before {
+        println!("  load average (1 min) before the clients started: {load:.2}");
+    }
+    println!(
+        "  connecting (each client's first request, {}, untimed): p50 {:.2} ms, max {:.2} ms",
+        if r.connect_all_at_once {
+            "all at once"
+        } else {
+            "one after another"
+        },
+        r.connect_ms.p50,
+        r.connect_ms.max
+    );
+    if r.connect_ms.max > 1000.0 {
+        println!(
+            "    (a new connection waited over a second for one of tiny_http's connection \
+             threads: see docs/performance.md, Dashboard)"
+        );
+    }
+    println!(
+        "  {} requests in {:.1} s = {:.0} requests/s, {} errors; {:.1} MB read ({:.1} MB/s, replays decoded)",
+        r.requests,
+        r.elapsed_s,
+        r.requests_per_s,
+        r.errors,
+        r.bytes as f64 / 1e6,
+        r.bytes as f64 / 1e6 / r.elapsed_s.max(1e-9)
+    );
+    println!(
+        "  {:<8} {:<30} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6}",
+        "kind",
+        "route",
+        "requests",
+        "req/s",
+        "kB/answer",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "errors"
+    );
+    let row = |kind: &str,
+               route: &str,
+               n: u64,
+               rps: f64,
+               kb: f64,
+               l: &haptwin::bench::serve::LatencyMs,
+               e: u64| {
+        println!(
+            "  {kind:<8} {route:<30} {n:>8} {rps:>7.1} {kb:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {e:>6}",
+            l.p50, l.p90, l.p99, l.max
+        );
+    };
+    for k in &r.routes {
+        row(
+            k.kind,
+            k.route,
+            k.requests,
+            k.requests_per_s,
+            k.mean_bytes / 1e3,
+            &k.latency_ms,
+            k.errors,
+        );
+    }
+    row(
+        "all",
+        "",
+        r.requests,
+        r.requests_per_s,
+        r.bytes as f64 / 1e3 / (r.requests - r.errors).max(1) as f64,
+        &r.latency_ms,
+        r.errors,
+    );
+    for e in &r.first_errors {
+        println!("  error: {e}");
     }
 }
 

@@ -13,7 +13,7 @@ use super::{
     Resp, LOGIN_CSRF_COOKIE, SESSION_COOKIE,
 };
 use crate::score::report::{esc, report_css, utc_date_time, with_unit};
-use crate::store::{random_hex, Progress, Role, Scale, SessionSummary};
+use crate::store::{progress_of, random_hex, Progress, Role, Scale, SessionSummary};
 
 /// The dashboard's stylesheet (its own rules, the replay viewer's and the report's plots').
 pub fn stylesheet() -> String {
@@ -424,7 +424,9 @@ fn cohort_page(app: &App, req: &Req, id: i64) -> Answer {
     let login = need_login(app, req)?;
     let cohort = cohort_access(app, &login, id)?;
     let residents = app.store.cohort_residents(id)?;
-    let progress = app.store.cohort_progress(id)?;
+    // One read of the cohort's sessions serves both the matrix and the list.
+    let mut sessions = app.store.sessions_of_cohort(id)?;
+    let progress = progress_of(&sessions);
     let mut scenarios: Vec<String> = progress.iter().map(|p| p.scenario.clone()).collect();
     scenarios.sort();
     scenarios.dedup();
@@ -483,7 +485,6 @@ fn cohort_page(app: &App, req: &Req, id: i64) -> Answer {
          <a href=\"/export/xapi.json?cohort={id}\">xAPI</a></p>"
     );
     body.push_str("<h2>Sessions</h2>\n");
-    let mut sessions = app.store.sessions_of_cohort(id)?;
     sessions.reverse();
     sessions_table(&mut body, &sessions, true);
     Ok(Resp::html(200, page(&cohort.name, Some(&login), &body)))

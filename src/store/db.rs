@@ -324,7 +324,11 @@ fn sqlite_value(v: rusqlite::types::ValueRef<'_>) -> Value {
         R::Null => Value::Null,
         R::Integer(i) => Value::I64(i),
         R::Real(f) => Value::F64(f),
-        R::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        // The strict check is much faster than the lossy one on long text (the plots).
+        R::Text(t) => Value::Text(match std::str::from_utf8(t) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(t).into_owned(),
+        }),
         R::Blob(b) => Value::Blob(b.to_vec()),
     }
 }

@@ -1035,11 +1035,14 @@ impl Store {
 
     /// The session with `id`, everything its page shows.
     pub fn session(&self, id: i64) -> Result<Option<SessionDetail>, StoreError> {
+        // `length()` of a blob is read from the row's header (SQLite) or the value's size
+        // (PostgreSQL); `replay_gz IS NOT NULL` made SQLite read the whole replay, hundreds of
+        // kB, on every session page.
         let row = self.pool.get().query_one(
             &format!(
                 "SELECT {SUMMARY_COLS}, s.instrument, s.device, s.software_version, \
                  s.stored_unix_s, s.log_sha256, s.log_bytes, s.benchmark, s.note, s.card_json, \
-                 s.replay_gz IS NOT NULL, st.name FROM sessions s \
+                 length(s.replay_gz) > 0, st.name FROM sessions s \
                  JOIN users u ON u.id = s.resident_id \
                  LEFT JOIN stations st ON st.id = s.station_id WHERE s.id = $1"
             ),

@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod dashboard_browser;
+mod dashboard_load;
 mod fuzz;
 mod generic_hid;
 mod haptics;
